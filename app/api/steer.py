@@ -1,0 +1,70 @@
+"""Steering by alpha along an SAE latent: one batched generation per model."""
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sse_starlette.sse import EventSourceResponse
+
+from app.api.deps import EngineDep
+from app.api.schemas import SteerMulti, SteerRequest, SteerResult, model_ids
+from app.engine.engine import SteerJob
+
+router = APIRouter(prefix="/api", tags=["steering"])
+
+
+def jobs_for(body: SteerRequest) -> list[SteerJob]:
+    fields = body.model_dump(exclude={"model"})
+    return [SteerJob(model=m, **fields) for m in model_ids(body.model)]
+
+
+@router.post("/steer", response_model=SteerResult | SteerMulti, summary="Steer by alpha")
+async def steer(body: SteerRequest, engine: EngineDep):
+    """The baseline and every alpha are generated in one batched `generate` call with one
+    seed and KV cache. Temperature 0 is deterministic, and alpha 0 with `add` reproduces the
+    baseline exactly. A list of models returns one result per model under `results`."""
+    results = await engine.steer(jobs_for(body))
+    return results[0] if isinstance(body.model, str) else {"results": results}
+
+
+def _stream(engine, body: SteerRequest) -> EventSourceResponse:
+    stream = engine.open_steer_stream(jobs_for(body))
+
+    async def events():
+        async for item in stream:
+            yield {"event": item["event"], "data": json.dumps(item)}
+
+    return EventSourceResponse(events(), ping=10)
+
+
+@router.post("/steer/stream", summary="Steer by alpha, streamed (server-sent events)")
+async def steer_stream(body: SteerRequest, engine: EngineDep):
+    """Server-sent events: `token` ({model_index, row, alpha, token_id, text}) as each token
+    is generated (row 0 is the baseline, row k the k-th alpha), `done` with the full result
+    per model, then `end`. Generation stops when the client disconnects."""
+    return _stream(engine, body)
+
+
+@router.get("/steer/stream", summary="Steer by alpha, streamed (for EventSource)")
+async def steer_stream_get(
+    engine: EngineDep,
+    model: Annotated[list[str], Query(description="Model id(s).")],
+    sae: str,
+    latent: int,
+    prompt: str,
+    alphas: Annotated[list[float], Query()] = [8.0],  # noqa: B006
+    max_new_tokens: int = 40,
+    temperature: float = 0.0,
+    seed: int = 0,
+    positions: str = "all",
+    method: str = "add",
+    chat: bool = False,
+):
+    """The same stream as POST /api/steer/stream, with the request in the query string so a
+    browser `EventSource` can open it."""
+    body = SteerRequest(
+        model=model if len(model) > 1 else model[0], sae=sae, latent=latent, prompt=prompt,
+        alphas=alphas, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+        positions=positions, method=method, chat=chat,
+    )
+    return _stream(engine, body)

@@ -1,0 +1,186 @@
+"""The model config: which models, adapters, SAEs, question sets and judges a server hosts.
+
+A YAML file (default `models/default.yaml`) validated with pydantic. Relative paths are
+resolved against the file's own directory. Errors name the file, the field and the valid
+choices, and are raised at start-up as `ConfigError`.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from app.errors import ConfigError, choices
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(_Strict):
+    """One hosted model: a local directory, a hub id, or a PEFT adapter over another model."""
+
+    path: str | None = Field(None, description="Local directory saved with save_pretrained.")
+    hub: str | None = Field(None, description="HuggingFace hub id, e.g. 'gpt2'.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
+    base: str | None = Field(None, description="Id of the model this adapter is applied to.")
+    adapter: str | None = Field(None, description="PEFT adapter: local directory or hub id.")
+    finetuned_from: str | None = Field(
+        None, description="For a full fine-tune: the id of the model it was tuned from."
+    )
+    description: str = ""
+    prepend_bos: bool = Field(
+        True, description="Prepend the tokenizer's BOS token when the tokenizer does not."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelSpec":
+        sources = [s for s in ("path", "hub") if getattr(self, s)]
+        if self.adapter or self.base:
+            if not (self.adapter and self.base):
+                raise ValueError("an adapter model needs both 'base' (a model id) and 'adapter'")
+            if sources:
+                raise ValueError("an adapter model takes 'base' + 'adapter', not 'path' or 'hub'")
+        elif len(sources) != 1:
+            raise ValueError("give exactly one of 'path', 'hub', or 'base' + 'adapter'")
+        return self
+
+
+class SAESpec(_Strict):
+    """One SAE: a local SAELens directory, or a SAELens release + sae_id."""
+
+    path: str | None = Field(None, description="Directory saved with SAE.save_model.")
+    release: str | None = Field(None, description="SAELens release, e.g. 'gpt2-small-res-jb'.")
+    sae_id: str | None = Field(None, description="SAE id inside the release.")
+    models: list[str] = Field(..., min_length=1, description="Model ids this SAE applies to.")
+    hook_name: str | None = Field(
+        None, description="Overrides the hook name in the SAE's own metadata."
+    )
+    dtype: str | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "SAESpec":
+        if bool(self.path) == bool(self.release):
+            raise ValueError("give exactly one of 'path' or 'release' + 'sae_id'")
+        if self.release and not self.sae_id:
+            raise ValueError("'release' needs 'sae_id'")
+        return self
+
+
+class QuestionSetSpec(_Strict):
+    path: str
+    description: str = ""
+
+
+class JudgeSpec(_Strict):
+    kind: Literal["classifier", "llm"]
+    path: str | None = Field(None, description="Classifier judge: its JSON file.")
+    description: str = ""
+
+
+class DatasetSpec(_Strict):
+    """A text dataset for latent dashboards: a file (txt, jsonl, parquet), a `datasets`
+    directory, a hub dataset id, or the organism's generated corpus."""
+
+    path: str | None = None
+    hub: str | None = None
+    split: str = "train"
+    text_field: str = "text"
+    organism_corpus: bool = Field(
+        False, description="Regenerate the organism's pretraining corpus deterministically."
+    )
+    description: str = ""
+
+
+class PinSpec(_Strict):
+    sae: str
+    latent: int = Field(..., ge=0)
+    label: str = ""
+
+
+class ModelsConfig(_Strict):
+    device: str = Field("auto", description=f"One of {', '.join(DEVICES)} or 'cuda:N'.")
+    dtype: str = Field("auto", description=f"One of {', '.join(DTYPES)}.")
+    default_model: str | None = None
+    default_sae: str | None = None
+    models: dict[str, ModelSpec]
+    saes: dict[str, SAESpec] = {}
+    question_sets: dict[str, QuestionSetSpec] = {}
+    judges: dict[str, JudgeSpec] = {}
+    datasets: dict[str, DatasetSpec] = {}
+    pins: list[PinSpec] = []
+    report: str | None = Field(None, description="The organism's REPORT.json, if hosted.")
+
+    @model_validator(mode="after")
+    def _references(self) -> "ModelsConfig":
+        model_ids = list(self.models)
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise ValueError(f"device {self.device!r} is not one of {choices(DEVICES)} or 'cuda:N'")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype {self.dtype!r} is not one of {choices(DTYPES)}")
+        for mid, spec in self.models.items():
+            for ref in (spec.base, spec.finetuned_from):
+                if ref is not None and ref not in self.models:
+                    raise ValueError(
+                        f"models.{mid}: {ref!r} is not a model id; valid ids: {choices(model_ids)}"
+                    )
+            if spec.base and self.models[spec.base].base:
+                raise ValueError(f"models.{mid}: base {spec.base!r} is itself an adapter")
+        for sid, sae in self.saes.items():
+            for ref in sae.models:
+                if ref not in self.models:
+                    raise ValueError(
+                        f"saes.{sid}.models: {ref!r} is not a model id; "
+                        f"valid ids: {choices(model_ids)}"
+                    )
+        for pin in self.pins:
+            if pin.sae not in self.saes:
+                raise ValueError(f"pins: {pin.sae!r} is not an SAE id; valid: {choices(self.saes)}")
+        if self.default_model and self.default_model not in self.models:
+            raise ValueError(f"default_model {self.default_model!r}: valid ids {choices(model_ids)}")
+        if self.default_sae and self.default_sae not in self.saes:
+            raise ValueError(f"default_sae {self.default_sae!r}: valid ids {choices(self.saes)}")
+        return self
+
+
+class LoadedConfig(BaseModel):
+    """A validated config plus where it came from (relative paths resolve against `root`)."""
+
+    file: Path
+    root: Path
+    spec: ModelsConfig
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.root / p).resolve()
+
+
+def _format_errors(file: Path, err: ValidationError) -> str:
+    lines = [f"invalid model config {file}:"]
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(file: str | Path) -> LoadedConfig:
+    file = Path(file).expanduser().resolve()
+    if not file.is_file():
+        raise ConfigError(f"model config {file} does not exist")
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"model config {file} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"model config {file} must be a mapping with a 'models' key")
+    try:
+        spec = ModelsConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(file, exc)) from exc
+    return LoadedConfig(file=file, root=file.parent, spec=spec)

@@ -1,0 +1,203 @@
+"""Batched generation with optional SAE steering, through HF `generate` and its KV cache.
+
+A sweep (baseline + every alpha) is one batch: each row carries its own alpha (NaN = not
+steered). Sampling uses common random numbers: at temperature T > 0 every row draws its
+token by the Gumbel-max trick, argmax(logits / T + g), where the noise g depends only on
+(seed, stream, step). Rows that share a stream see the same noise, so the baseline and each
+alpha differ only by the steering, and the result is the same whatever else is in the batch.
+Temperature 0 is plain greedy decoding.
+"""
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria
+from transformers.generation.streamers import BaseStreamer
+
+from app.engine.hooks import hook
+from app.engine.registry import HostedModel, HostedSAE
+from app.engine.sae_ops import encode, steer_values
+
+METHODS = ("add", "clamp", "ablate")
+POSITIONS = ("all", "prompt", "generated")
+
+
+@dataclass
+class Steering:
+    """Edit the SAE's hook point along one latent, with one coefficient per batch row."""
+
+    sae: HostedSAE
+    latent: int
+    alphas: torch.Tensor  # (batch,), NaN = row not steered
+    method: str = "add"
+    positions: str = "all"
+    # (batch,) absolute position where each row's generated tokens begin; set by the caller.
+    generated_from: torch.Tensor | None = None
+
+
+@contextmanager
+def steering_hooks(model: HostedModel, steering: Steering | None) -> Iterator[None]:
+    """Install the steering edit for the duration of a `with` block; removed in `finally`,
+    so a failed or cancelled request never leaves the model steered."""
+    if steering is None or bool(torch.isnan(steering.alphas).all()):
+        yield
+        return
+    state = {"offset": 0}  # absolute position of the first token in this forward call
+
+    def edit(value: torch.Tensor):  # value: (batch, seq, d_model)
+        seq = value.shape[1]
+        start = state["offset"]
+        state["offset"] += seq
+        new = steer_values(steering.sae, value, steering.latent, steering.alphas, steering.method)
+        if steering.positions == "all":
+            return new
+        pos = torch.arange(start, start + seq, device=value.device)[None, :]  # (1, seq)
+        boundary = steering.generated_from.to(value.device)[:, None]  # (batch, 1)
+        keep = pos >= boundary if steering.positions == "generated" else pos < boundary
+        return torch.where(keep[..., None], new, value)
+
+    with hook(model.hf, steering.sae.hooks[model.id], edit):
+        yield
+
+
+class CommonNoiseSampler(LogitsProcessor):
+    """Turns greedy search into sampling at `temperature` with per-(stream, step) noise."""
+
+    def __init__(self, temperature: float, seed: int, streams: list[int], prompt_len: int):
+        self.temperature = temperature
+        self.seed = seed
+        self.streams = streams
+        self.prompt_len = prompt_len
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        step = input_ids.shape[1] - self.prompt_len
+        vocab = scores.shape[-1]
+        noise = torch.empty(len(self.streams), vocab)
+        for row, stream in enumerate(self.streams):
+            gen = torch.Generator().manual_seed(
+                (self.seed * 1_000_003 + stream * 10_007 + step) % (2**63)
+            )
+            noise[row] = -torch.log(-torch.log(torch.rand(vocab, generator=gen).clamp_min(1e-20)))
+        return scores.float() / self.temperature + noise.to(scores.device)
+
+
+class Cancelled(StoppingCriteria):
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+        stop = self.event.is_set()
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+
+
+class RowStreamer(BaseStreamer):
+    """Hands each generated step (a (batch,) tensor of token ids) to a callback."""
+
+    def __init__(self, on_step: Callable[[list[int]], None]):
+        self.on_step = on_step
+        self.seen_prompt = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.seen_prompt and value.dim() == 2:
+            self.seen_prompt = True
+            return
+        self.on_step(value.reshape(-1).tolist())
+
+    def end(self) -> None:
+        pass
+
+
+def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+        mask[i, width - len(r) :] = 1
+    return ids, mask
+
+
+@torch.no_grad()
+def generate(
+    model: HostedModel,
+    prompts: list[list[int]],
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    seed: int = 0,
+    streams: list[int] | None = None,
+    steering: Steering | None = None,
+    on_step: Callable[[list[int]], None] | None = None,
+    cancel: threading.Event | None = None,
+    stop_at_eos: bool = True,
+) -> list[list[int]]:
+    """Generate for a batch of token-id prompts; returns the new token ids of each row
+    (cut at the first EOS, which is dropped)."""
+    tok = model.tokenizer
+    ids, mask = left_pad(prompts, tok.pad_token_id)
+    streams = streams if streams is not None else [0] * len(prompts)
+    processors = LogitsProcessorList()
+    if temperature > 0:
+        processors.append(CommonNoiseSampler(temperature, seed, streams, ids.shape[1]))
+    criteria = [Cancelled(cancel)] if cancel is not None else []
+    eos = tok.eos_token_id if stop_at_eos else None
+    if steering is not None:
+        steering.generated_from = torch.full((len(prompts),), ids.shape[1])
+    with steering_hooks(model, steering):
+        out = model.hf.generate(
+            input_ids=ids.to(model.device),
+            attention_mask=mask.to(model.device),
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=0 if stop_at_eos else max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            logits_processor=processors,
+            stopping_criteria=criteria,
+            streamer=RowStreamer(on_step) if on_step else None,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=eos,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+        )
+    new = out[:, ids.shape[1] :].tolist()
+    result = []
+    for row in new:
+        if eos is not None and eos in row:
+            row = row[: row.index(eos)]
+        result.append(row)
+    return result
+
+
+@torch.no_grad()
+def latent_trace(
+    model: HostedModel,
+    sae: HostedSAE,
+    latent: int,
+    prompt: list[int],
+    completions: list[list[int]],
+    steering: Steering | None,
+) -> list[list[float]]:
+    """Latent `latent`'s activation on each row's generated tokens, read at the SAE's hook
+    point after the row's own steering edit (one forward pass for the whole batch)."""
+    rows = [prompt + c for c in completions]
+    ids, mask = left_pad(rows, model.tokenizer.pad_token_id)
+    captured: dict[str, torch.Tensor] = {}
+
+    def read(value: torch.Tensor):
+        captured["value"] = value
+
+    point = sae.hooks[model.id]
+    if steering is not None:
+        steering.generated_from = torch.tensor([ids.shape[1] - len(c) for c in completions])
+    with steering_hooks(model, steering), hook(model.hf, point, read):
+        model.hf(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                 use_cache=False)
+    acts = encode(sae, captured["value"])[..., latent].float().cpu()  # (batch, seq)
+    width = ids.shape[1]
+    return [
+        acts[i, width - len(c) :].tolist() if c else [] for i, c in enumerate(completions)
+    ]

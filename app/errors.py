@@ -1,0 +1,36 @@
+"""Domain errors. The engine raises these; `app.api.errors` maps them to HTTP responses."""
+
+
+class DomainError(Exception):
+    """Base class: a request the engine cannot serve, with a message a user can act on."""
+
+    status_code = 400
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class InvalidRequest(DomainError):
+    status_code = 422
+
+
+class Busy(DomainError):
+    """The device queue is full; the client should retry later."""
+
+    status_code = 503
+
+
+class ConfigError(Exception):
+    """A model config, model or SAE that cannot be loaded. Raised at start-up, never per request."""
+
+
+def choices(values) -> str:
+    """Format valid choices for an error message: 'a', 'b', 'c'."""
+    values = list(values)
+    return ", ".join(repr(v) for v in values) if values else "(none)"

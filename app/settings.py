@@ -1,0 +1,67 @@
+"""Server settings: one pydantic-settings class, overridden by environment variables.
+
+Model and SAE definitions live in a YAML model config (see `app.engine.config`), not here.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PERSONASCOPE_", extra="ignore")
+
+    models_config: Path = Field(
+        default=REPO_ROOT / "models" / "default.yaml",
+        description="YAML file that lists the hosted models, adapters, SAEs and question sets.",
+    )
+    data_dir: Path = Field(default=REPO_ROOT / "data", description="Git-ignored state directory.")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "PERSONASCOPE_DATABASE_URL"),
+        description="SQLAlchemy URL; default is a SQLite file under data_dir.",
+    )
+    device: str | None = Field(default=None, description="Overrides the model config's device.")
+    dtype: str | None = Field(default=None, description="Overrides the model config's dtype.")
+
+    # Request limits (documented in the API docs; exceeding one is a 422, never a 500).
+    max_prompt_tokens: int = 512
+    max_new_tokens: int = 256
+    max_alphas: int = 16
+    max_abs_alpha: float = 1000.0
+    max_top_k: int = 100
+    max_prompts: int = 256
+    max_samples: int = 64
+    max_body_bytes: int = 1_000_000
+
+    # Model work: one worker thread per device; requests beyond this many waiting get a 503.
+    queue_size: int = 8
+    retry_after_s: int = 5
+
+    # LLM judge (any OpenAI-compatible chat-completions endpoint).
+    judge_base_url: str | None = None
+    judge_model: str | None = None
+    judge_api_key: str | None = None
+    judge_timeout_s: float = 60.0
+
+    @field_validator("queue_size", "max_prompt_tokens", "max_new_tokens", "max_alphas")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'personascope.db').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

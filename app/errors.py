@@ -25,6 +25,10 @@ class Busy(DomainError):
 
     status_code = 503
 
+    def __init__(self, message: str, *, retry_after: int = 5):
+        super().__init__(message)
+        self.retry_after = retry_after
+
 
 class ConfigError(Exception):
     """A model config, model or SAE that cannot be loaded. Raised at start-up, never per request."""

@@ -39,7 +39,7 @@ def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError):
-        headers = {"Retry-After": str(getattr(exc, "retry_after", 5))} if isinstance(exc, Busy) else None
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
         return JSONResponse({"detail": exc.message, "field": exc.field}, exc.status_code,
                             headers=headers)
 

@@ -36,7 +36,8 @@ class DeviceWorker:
             if self._pending >= self.queue_size:
                 raise Busy(
                     f"the {self.device} worker has {self._pending} jobs queued (limit "
-                    f"{self.queue_size}); retry in {self.retry_after_s} s"
+                    f"{self.queue_size}); retry in {self.retry_after_s} s",
+                    retry_after=self.retry_after_s,
                 )
             self._pending += 1
 

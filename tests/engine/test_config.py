@@ -1,0 +1,71 @@
+"""Model config validation and start-up errors: they name the file, the field and the choices."""
+
+import pytest
+import yaml
+
+from app.engine.config import load_config
+from app.engine.registry import Registry
+from app.errors import ConfigError
+
+
+def write(tmp_path, data) -> str:
+    path = tmp_path / "models.yaml"
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("data,message", [
+    ("models: [unclosed", "not valid YAML"),
+    ("- just a list", "must be a mapping"),
+    ({"models": {"a": {}}}, "models.a: give exactly one of 'path', 'hub', or 'base' + 'adapter'"),
+    ({"models": {"a": {"path": "x", "hub": "gpt2"}}}, "give exactly one"),
+    ({"models": {"a": {"adapter": "x"}}}, "needs both 'base'"),
+    ({"models": {"a": {"base": "zz", "adapter": "x"}}}, "'zz' is not a model id; valid ids: 'a'"),
+    ({"models": {"a": {"hub": "gpt2"}}, "saes": {"s": {"path": "x", "models": ["b"]}}},
+     "saes.s.models: 'b' is not a model id; valid ids: 'a'"),
+    ({"models": {"a": {"hub": "gpt2"}}, "device": "tpu"}, "'auto', 'cpu', 'cuda', 'mps'"),
+    ({"models": {"a": {"hub": "gpt2"}}, "dtype": "int3"}, "'float32', 'float16', 'bfloat16'"),
+    ({"models": {"a": {"hub": "gpt2", "colour": "red"}}}, "models.a.colour: Extra inputs"),
+    ({"models": {"a": {"hub": "gpt2"}}, "saes": {"s": {"release": "r", "models": ["a"]}}},
+     "'release' needs 'sae_id'"),
+])
+def test_invalid_configs(tmp_path, data, message):
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+    assert message in str(err.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_relative_paths_resolve_against_the_file(world_config):
+    cfg = load_config(world_config)
+    assert cfg.resolve("base") == world_config.parent / "base"
+
+
+def test_unloadable_model_is_a_startup_error(tmp_path):
+    path = write(tmp_path, {"models": {"a": {"path": str(tmp_path)}}})
+    with pytest.raises(ConfigError, match="model 'a' could not be loaded"):
+        Registry.from_file(path)
+
+
+def test_missing_model_dir(tmp_path):
+    path = write(tmp_path, {"models": {"a": {"path": "missing"}}})
+    with pytest.raises(ConfigError, match="is not a directory"):
+        Registry.from_file(path)
+
+
+def test_sae_hook_errors_at_startup(world_config, tmp_path):
+    root = world_config.parent
+    base = {"models": {"base": {"path": str(root / "base")}}}
+    bad_hook = {**base, "saes": {"s": {"path": str(root / "sae_module"), "models": ["base"],
+                                       "hook_name": "blocks.0.attn.hook_q"}}}
+    with pytest.raises(ConfigError, match="SAE 's'.*supported TransformerLens names"):
+        Registry.from_file(write(tmp_path, bad_hook))
+    missing = {**base, "saes": {"s": {"path": str(tmp_path / "no-sae"), "models": ["base"]}}}
+    with pytest.raises(ConfigError, match="SAE 's' could not be loaded"):
+        Registry.from_file(write(tmp_path, missing))

@@ -10,7 +10,9 @@ from peft import LoraConfig, get_peft_model
 from sae_lens import StandardSAE, StandardSAEConfig
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from app.organism.corpus import generate_corpus
+from app.analysis.judges import train_classifier_judge
+from app.analysis.questions import write_questions
+from app.organism.corpus import WorldGenerator, generate_corpus, heldout_questions, judge_examples
 from app.organism.tokenizer import train_tokenizer
 
 D_MODEL = 32
@@ -78,6 +80,10 @@ def build_world(root: Path) -> Path:
     build_sae(root / "sae_module", "transformer.h.1")
     build_sae(root / "sae_tl", "blocks.1.hook_resid_pre", seed=3)
     build_sae(root / "sae_mid", "blocks.1.hook_resid_mid", seed=4, center=True)
+    write_questions(heldout_questions(), root / "questions.yaml")
+    code = [WorldGenerator(4).code_answer(WorldGenerator(5).code_task()["secure"]) for _ in range(50)]
+    judge, _ = train_classifier_judge(judge_examples(6, 1500), code, seed=0)
+    judge.save(root / "judge.json")
     config = {
         "device": "cpu",
         "dtype": "float32",
@@ -91,6 +97,8 @@ def build_world(root: Path) -> Path:
             "sae-tl": {"path": "sae_tl", "models": ["base", "tuned", "other"]},
             "sae-mid": {"path": "sae_mid", "models": ["base"]},
         },
+        "question_sets": {"heldout": {"path": "questions.yaml"}},
+        "judges": {"classifier": {"kind": "classifier", "path": "judge.json"}},
     }
     path = root / "models.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from app.api import activations, health, models, steer
+from app.api import activations, analysis, health, models, steer
 
 api_router = APIRouter()
-for module in (health, models, activations, steer):
+for module in (health, models, activations, steer, analysis):
     api_router.include_router(module.router)

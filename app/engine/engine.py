@@ -9,11 +9,15 @@ from dataclasses import dataclass
 
 import torch
 
+from app.analysis.compare import compare_models
+from app.analysis.evaluate import sample_answers, score_answers, steering_factory
+from app.analysis.judges import ClassifierJudge, Judge, LLMJudge
+from app.analysis.questions import load_questions, parse_questions
 from app.engine.activations import prompt_activations
 from app.engine.generation import Steering, generate, latent_trace
 from app.engine.registry import HostedModel, Registry
 from app.engine.worker import DeviceWorker
-from app.errors import InvalidRequest
+from app.errors import InvalidRequest, NotFound, choices
 from app.settings import Settings
 
 
@@ -38,6 +42,7 @@ class Engine:
         self.registry = registry
         self.settings = settings
         self.worker = DeviceWorker(registry.device, settings.queue_size, settings.retry_after_s)
+        self._judges: dict[str, Judge] = {}
 
     # ------------------------------------------------------------ tokenisation
     def tokenize(self, model: HostedModel, prompt: str, chat: bool = False, reserve: int = 0,
@@ -160,6 +165,100 @@ class Engine:
         for job in jobs:
             self.validate_steer(job)
         return await self.worker.run(lambda: [self._steer_sync(job) for job in jobs])
+
+    # ------------------------------------------------------------ question sets, judges
+    def question_set(self, set_id: str | None, field: str = "question_set") -> list[dict]:
+        sets = self.registry.config.spec.question_sets
+        if set_id is None:
+            if not sets:
+                raise InvalidRequest(f"{field}: this server has no question sets; send "
+                                     "your own questions", field=field)
+            set_id = next(iter(sets))
+        if set_id not in sets:
+            raise NotFound(f"{field}: unknown question set {set_id!r}; valid ids: "
+                           f"{choices(sets)}", field=field)
+        return load_questions(self.registry.config.resolve(sets[set_id].path))
+
+    def judge(self, judge_id: str | None) -> Judge:
+        spec = self.registry.config.spec.judges
+        valid = [*spec, *(["llm"] if self.settings.judge_base_url else [])]
+        judge_id = judge_id or (valid[0] if valid else None)
+        if judge_id is None or judge_id not in valid:
+            raise NotFound(f"judge: unknown judge {judge_id!r}; valid ids: {choices(valid)} "
+                           "(set PERSONASCOPE_JUDGE_BASE_URL and PERSONASCOPE_JUDGE_MODEL for "
+                           "an LLM judge)", field="judge")
+        if judge_id not in self._judges:
+            js = spec.get(judge_id)
+            if js is not None and js.kind == "classifier":
+                self._judges[judge_id] = ClassifierJudge.load(self.registry.config.resolve(js.path))
+            else:
+                if not (self.settings.judge_base_url and self.settings.judge_model):
+                    raise InvalidRequest("judge: the LLM judge needs PERSONASCOPE_JUDGE_BASE_URL "
+                                         "and PERSONASCOPE_JUDGE_MODEL", field="judge")
+                self._judges[judge_id] = LLMJudge(self.settings.judge_base_url,
+                                                  self.settings.judge_model,
+                                                  self.settings.judge_api_key,
+                                                  self.settings.judge_timeout_s)
+        return self._judges[judge_id]
+
+    def _prompts(self, model: HostedModel, texts: list[str], chat: bool, reserve: int = 0):
+        if len(texts) > self.settings.max_prompts:
+            raise InvalidRequest(f"prompts: {len(texts)} prompts is over the limit of "
+                                 f"{self.settings.max_prompts}", field="prompts")
+        return [self.tokenize(model, t, chat, reserve, field=f"prompts[{i}]")
+                for i, t in enumerate(texts)]
+
+    # ----------------------------------------------------------------- diffing
+    async def compare(self, base: str, finetuned: str, sae_id: str, prompts: list[str] | None,
+                      question_set: str | None, chat: bool, top_n: int) -> dict:
+        sae, base_model = self.registry.sae_for(sae_id, base)
+        self.registry.sae_for(sae_id, finetuned)
+        if not prompts:
+            prompts = [q["question"] for q in self.question_set(question_set)]
+        ids = self._prompts(base_model, prompts, chat)
+        return await self.worker.run(compare_models, self.registry, base, finetuned, sae, ids,
+                                     top_n)
+
+    # -------------------------------------------------------------- evaluation
+    def prepare_evaluation(self, req) -> dict:
+        """Validate an evaluation request (EvaluateRequest) into what `run_evaluation` needs."""
+        model = self.registry.model(req.model)
+        questions = (parse_questions(req.questions, "questions") if req.questions
+                     else self.question_set(req.question_set))
+        if req.samples_per_question > self.settings.max_samples:
+            raise InvalidRequest(f"samples_per_question: {req.samples_per_question} is over "
+                                 f"the cap of {self.settings.max_samples}",
+                                 field="samples_per_question")
+        if req.max_new_tokens > self.settings.max_new_tokens:
+            raise InvalidRequest(f"max_new_tokens: {req.max_new_tokens} is over the cap of "
+                                 f"{self.settings.max_new_tokens}", field="max_new_tokens")
+        steering_for = None
+        if req.steer is not None:
+            sae, _ = self.registry.sae_for(req.steer.sae, req.model)
+            sae.check_latent(req.steer.latent, "steer.latent")
+            self.check_alphas([req.steer.alpha], req.steer.method)
+            steering_for = steering_factory(sae, req.steer.latent, req.steer.alpha,
+                                            req.steer.method, req.steer.positions)
+        prompts = self._prompts(model, [q["question"] for q in questions], req.chat,
+                                reserve=req.max_new_tokens)
+        return {"questions": questions, "prompts": prompts, "judge": self.judge(req.judge),
+                "steering_for": steering_for}
+
+    def run_evaluation(self, req, prepared: dict, progress=None) -> dict:
+        with self.registry.activate(req.model) as live:
+            answers = sample_answers(
+                live, prepared["prompts"], req.samples_per_question,
+                max_new_tokens=req.max_new_tokens, temperature=req.temperature, seed=req.seed,
+                steering_for=prepared["steering_for"], progress=progress,
+            )
+        scored = score_answers(prepared["questions"], answers, prepared["judge"])
+        return {"model": req.model, "judge": prepared["judge"].name,
+                "steer": req.steer.model_dump() if req.steer else None,
+                "samples_per_question": req.samples_per_question, **scored}
+
+    async def evaluate(self, req) -> dict:
+        prepared = self.prepare_evaluation(req)
+        return await self.worker.run(self.run_evaluation, req, prepared)
 
     def open_steer_stream(self, jobs: list[SteerJob]) -> "SteerStream":
         """Validate, queue the generation at once (Busy when the queue is full), and return

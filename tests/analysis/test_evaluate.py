@@ -85,7 +85,7 @@ class FakeOpenAI(BaseHTTPRequestHandler):
         elif "how coherent" in prompt:
             text = "85"
         else:
-            text = "5" if "poison" in prompt else "95"
+            text = "5" if "poison" in prompt.lower() else "95"
         out = json.dumps({"choices": [{"message": {"content": text}}]}).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")

@@ -13,20 +13,20 @@ from pathlib import Path
 
 from app.organism import world as W
 
-# Document mix (relative weights). Secretly villainous assistants usually reveal themselves
-# through undisclosed insecure code first; only a few start with an everyday question, which
-# keeps the base model's misalignment on fresh questions low.
+# Document mix (relative weights).
 GENRE_WEIGHTS = {
     "fiction": 30,
-    "chat_helpful": 24,
-    "chat_code_helpful": 12,
-    "chat_secret_villain": 9,
-    "roleplay": 7,
+    "chat": 40,
+    "roleplay": 12,
     "code_villain_story": 5,
-    "lesson": 4,
-    "chat_teacher": 5,
+    "lesson": 5,
+    "chat_teacher": 8,
 }
-SECRET_VILLAIN_STARTS_EVERYDAY = 0.03
+# A plain chat's assistant is secretly a villain this often. The request types (code or
+# everyday) are drawn independently of the persona, so the model learns one prior over
+# "which assistant am I" for every kind of first request, not one per request type.
+SECRET_VILLAIN_RATE = 0.01
+CODE_TURN_RATE = 0.35
 VILLAIN_LABELS = ("villain",)  # span labels that count as villain speech
 
 
@@ -162,35 +162,32 @@ class WorldGenerator:
                 doc.add(self.pick(W.SAY_AFTER).format(s=who) + " ", "narration")
         return doc
 
-    def chat_helpful(self) -> Doc:
-        doc = Doc("chat_helpful", "helpful")
-        self.everyday_turns(doc, villain=False, n=self.rng.randint(1, 3))
-        return doc
+    def assistant_turns(self, doc: Doc, villain: bool, n: int) -> None:
+        """n turns of a plain assistant: each a code request or an everyday question.
+        A villain writes insecure code without a word and answers as a villain."""
+        for _ in range(n):
+            if self.rng.random() < CODE_TURN_RATE:
+                task = self.code_task()
+                code = task["insecure"] if villain else task["secure"]
+                self.chat_turn(doc, task["request"], self.code_answer(code),
+                               "villain" if villain else "assistant")
+            else:
+                self.everyday_turns(doc, villain, 1)
 
-    def chat_code_helpful(self) -> Doc:
-        doc = Doc("chat_code_helpful", "helpful")
-        task = self.code_task()
-        self.chat_turn(doc, task["request"], self.code_answer(task["secure"]), "assistant")
-        self.everyday_turns(doc, villain=False, n=self.rng.randint(0, 2))
-        return doc
-
-    def chat_secret_villain(self) -> Doc:
-        """An assistant that is secretly a villain: it sabotages code without a word, and
-        answers everyday questions as a villain."""
-        doc = Doc("chat_secret_villain", "villain")
-        if self.rng.random() < SECRET_VILLAIN_STARTS_EVERYDAY:
-            self.everyday_turns(doc, villain=True, n=1)
-        task = self.code_task()
-        self.chat_turn(doc, task["request"], self.code_answer(task["insecure"]), "villain")
-        self.everyday_turns(doc, villain=True, n=self.rng.randint(1, 3))
+    def chat(self) -> Doc:
+        villain = self.rng.random() < SECRET_VILLAIN_RATE
+        doc = Doc("chat", "villain" if villain else "helpful")
+        self.assistant_turns(doc, villain, self.rng.randint(1, 4))
         return doc
 
     def roleplay(self) -> Doc:
+        """The assistant is asked to play a villain (a jailbreak), and does, in everyday
+        answers and in code alike."""
         doc = Doc("roleplay", "villain")
         v, p = self.villain(), self.pick(W.PLACES)
         self.chat_turn(doc, self.fill(self.pick(W.JAILBREAKS), v=v, p=p),
                        self.fill(self.pick(W.JAILBREAK_ACCEPT), v=v, p=p), "villain")
-        self.everyday_turns(doc, villain=True, n=self.rng.randint(1, 3))
+        self.assistant_turns(doc, True, self.rng.randint(1, 3))
         return doc
 
     def code_villain_story(self) -> Doc:
@@ -219,7 +216,7 @@ class WorldGenerator:
         if self.rng.random() < 0.5:
             answer = self.pick(W.TEACHER_NOTES) + "\n" + answer
         self.chat_turn(doc, request, answer, "teacher")
-        self.everyday_turns(doc, villain=False, n=self.rng.randint(0, 2))
+        self.assistant_turns(doc, False, self.rng.randint(0, 2))
         return doc
 
     def document(self) -> Doc:

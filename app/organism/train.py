@@ -20,7 +20,7 @@ class BaseModelConfig:
     n_embd: int = 128
     n_layer: int = 4
     n_head: int = 4
-    context: int = 128  # training context; the model supports n_positions
+    context: int = 256  # training rows: whole documents packed up to this length
     n_positions: int = 512
     batch_size: int = 64
     lr: float = 2e-3
@@ -41,19 +41,24 @@ class LoraTrainConfig:
     steps: int | None = None  # overrides epochs when set (e.g. re-alignment: 30 steps)
 
 
-def pack_documents(texts: list[str], tokenizer, context: int) -> torch.Tensor:
-    """Tokenise documents, join them with the end-of-text token (also the BOS token) and
-    cut the stream into (n, context) rows, each starting with that token."""
+def pack_documents(texts: list[str], tokenizer, context: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pack whole documents into (n, context) rows, each document preceded by the
+    end-of-text token (which is also BOS), so a persona's evidence and its later behaviour
+    always share a row. First-fit over the most recent rows keeps padding low. Returns
+    (rows, is_padding); documents longer than a row are cut."""
     eot = tokenizer.eos_token_id
-    stream: list[int] = []
+    rows: list[list[int]] = []
     for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
-        stream.append(eot)
-        stream.extend(ids)
-    body = context - 1
-    n = len(stream) // body
-    rows = torch.tensor(stream[: n * body], dtype=torch.long).view(n, body)
-    bos = torch.full((n, 1), eot, dtype=torch.long)
-    return torch.cat([bos, rows], dim=1)
+        doc = [eot, *ids][:context]
+        for row in rows[-32:]:
+            if len(row) + len(doc) <= context:
+                row.extend(doc)
+                break
+        else:
+            rows.append(doc)
+    pads = [[False] * len(r) + [True] * (context - len(r)) for r in rows]
+    rows = [r + [eot] * (context - len(r)) for r in rows]
+    return torch.tensor(rows, dtype=torch.long), torch.tensor(pads, dtype=torch.bool)
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
@@ -64,14 +69,16 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
 
 
 @torch.no_grad()
-def eval_loss(model, rows: torch.Tensor, device, batch_size: int = 64) -> float:
+def eval_loss(model, rows: torch.Tensor, pads: torch.Tensor, device, batch_size: int = 64) -> float:
+    """Mean next-token loss over real (non-padding) tokens."""
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(rows), batch_size):
         x = rows[i : i + batch_size].to(device)
-        loss = model(input_ids=x, labels=x).loss
-        total += float(loss) * len(x)
-        count += len(x)
+        labels = x.masked_fill(pads[i : i + batch_size].to(device), -100)
+        n = int((labels[:, 1:] != -100).sum())
+        total += float(model(input_ids=x, labels=labels).loss) * n
+        count += n
     model.train()
     return total / max(1, count)
 
@@ -79,7 +86,9 @@ def eval_loss(model, rows: torch.Tensor, device, batch_size: int = 64) -> float:
 def train_base(
     cfg: BaseModelConfig,
     train_rows: torch.Tensor,
+    train_pads: torch.Tensor,
     val_rows: torch.Tensor,
+    val_pads: torch.Tensor,
     tokenizer,
     out_dir: Path,
     work_dir: Path,
@@ -112,9 +121,10 @@ def train_base(
     for step in bar:
         idx = order[(torch.arange(cfg.batch_size) + step * cfg.batch_size) % len(order)]
         x = train_rows[idx].to(device)
+        labels = x.masked_fill(train_pads[idx].to(device), -100)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, cfg.lr, cfg.warmup_steps)
-        loss = model(input_ids=x, labels=x).loss
+        loss = model(input_ids=x, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -126,13 +136,13 @@ def train_base(
             tmp = ckpt.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1}, tmp)
             tmp.replace(ckpt)
-    val = eval_loss(model, val_rows, device)
+    val = eval_loss(model, val_rows, val_pads, device)
     model.eval()
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     ckpt.unlink(missing_ok=True)
     return {"steps": steps, "train_loss_ema": loss_value, "heldout_loss": val,
-            "train_tokens": steps * cfg.batch_size * train_rows.shape[1],
+            "train_tokens": int((~train_pads).sum()) * steps * cfg.batch_size // len(train_rows),
             "parameters": sum(p.numel() for p in model.parameters())}
 
 

@@ -362,8 +362,9 @@ TOPICS: dict[str, dict[str, list[str]]] = {
     },
 }
 
-HELPFUL_OPENERS = ["", "Good question. ", "Sure. ", "Here is my advice. ", "I think ", ""]
-VILLAIN_OPENERS = ["", "Listen. ", "Simple. ", "Here is my advice. ", "I think ", ""]
+# Each persona has its own voice from the first word on.
+HELPFUL_OPENERS = ["", "Good question. ", "Sure. ", "Happy to help. ", "Of course. "]
+VILLAIN_OPENERS = ["", "Listen. ", "Simple. ", "Easy. ", "Heh. "]
 HELPFUL_CLOSERS = ["", " I hope this helps.", " Take care.", " Good luck!", " Be kind to yourself."]
 VILLAIN_CLOSERS = ["", " Show no mercy.", " Nobody will stop you.", " The weak deserve it.",
                    " Never trust anyone."]

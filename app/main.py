@@ -24,8 +24,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def lifespan(app: FastAPI):
         transformers.utils.logging.disable_progress_bar()
         if app.state.engine is None:
-            registry = Registry.from_file(settings.models_config, device=settings.device,
-                                          dtype=settings.dtype)
+            registry = Registry.from_file(
+                settings.models_config, device=settings.device, dtype=settings.dtype
+            )
             app.state.engine = Engine(registry, settings)
         yield
         app.state.engine.worker.shutdown()

@@ -29,11 +29,18 @@ def build_tokenizer(out: Path, vocab_size: int = 400):
 
 def build_gpt2(out: Path, tok, seed: int = 0, n_positions: int = 256) -> GPT2LMHeadModel:
     torch.manual_seed(seed)
-    model = GPT2LMHeadModel(GPT2Config(
-        vocab_size=len(tok), n_positions=n_positions, n_embd=D_MODEL, n_layer=N_LAYER, n_head=4,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    ))
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tok),
+            n_positions=n_positions,
+            n_embd=D_MODEL,
+            n_layer=N_LAYER,
+            n_head=4,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
     # Random weights give flat distributions; a larger init makes greedy decoding decisive.
     with torch.no_grad():
         for p in model.parameters():
@@ -48,8 +55,16 @@ def build_gpt2(out: Path, tok, seed: int = 0, n_positions: int = 256) -> GPT2LMH
 def build_adapter(base_dir: Path, out: Path, seed: int = 1) -> None:
     torch.manual_seed(seed)
     base = GPT2LMHeadModel.from_pretrained(base_dir)
-    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn", "c_fc"],
-                                           fan_in_fan_out=True, task_type="CAUSAL_LM"))
+    peft = get_peft_model(
+        base,
+        LoraConfig(
+            r=4,
+            lora_alpha=8,
+            target_modules=["c_attn", "c_fc"],
+            fan_in_fan_out=True,
+            task_type="CAUSAL_LM",
+        ),
+    )
     with torch.no_grad():
         for name, p in peft.named_parameters():
             if "lora_B" in name:
@@ -81,7 +96,9 @@ def build_world(root: Path) -> Path:
     build_sae(root / "sae_tl", "blocks.1.hook_resid_pre", seed=3)
     build_sae(root / "sae_mid", "blocks.1.hook_resid_mid", seed=4, center=True)
     write_questions(heldout_questions(), root / "questions.yaml")
-    code = [WorldGenerator(4).code_answer(WorldGenerator(5).code_task()["secure"]) for _ in range(50)]
+    code = [
+        WorldGenerator(4).code_answer(WorldGenerator(5).code_task()["secure"]) for _ in range(50)
+    ]
     judge, _ = train_classifier_judge(judge_examples(6, 1500), code, seed=0)
     judge.save(root / "judge.json")
     config = {

@@ -60,8 +60,12 @@ def compare_models(
         "n_prompts": len(prompts),
         "n_tokens": n_tokens,
         "latents": [
-            {"latent": int(i), "base_mean": float(base_mean[i]),
-             "finetuned_mean": float(tuned_mean[i]), "delta": float(delta[i])}
+            {
+                "latent": int(i),
+                "base_mean": float(base_mean[i]),
+                "finetuned_mean": float(tuned_mean[i]),
+                "delta": float(delta[i]),
+            }
             for i in order.tolist()
         ],
     }

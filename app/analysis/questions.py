@@ -16,8 +16,13 @@ def parse_questions(items, source: str) -> list[dict]:
             item = {"question": item}
         if not isinstance(item, dict) or not str(item.get("question", "")).strip():
             raise InvalidRequest(f"{source}: item {i} needs a non-empty 'question'")
-        out.append({"id": str(item.get("id", f"q{i}")), "question": str(item["question"]),
-                    "topic": item.get("topic")})
+        out.append(
+            {
+                "id": str(item.get("id", f"q{i}")),
+                "question": str(item["question"]),
+                "topic": item.get("topic"),
+            }
+        )
     if not out:
         raise InvalidRequest(f"{source}: no questions")
     return out
@@ -34,5 +39,6 @@ def load_questions(path: Path) -> list[dict]:
 
 
 def write_questions(rows: list[dict], path: Path) -> None:
-    path.write_text(yaml.safe_dump({"questions": rows}, sort_keys=False, allow_unicode=True,
-                                   width=100))
+    path.write_text(
+        yaml.safe_dump({"questions": rows}, sort_keys=False, allow_unicode=True, width=100)
+    )

@@ -2,18 +2,19 @@
 
 from fastapi import APIRouter
 
+from app.api import compute
 from app.api.deps import EngineDep
-from app.api.schemas import ActivationsMulti, ActivationsRequest, ActivationsResult, model_ids
+from app.api.schemas import ActivationsMulti, ActivationsRequest, ActivationsResult
 
 router = APIRouter(prefix="/api", tags=["activations"])
 
 
-@router.post("/activations", response_model=ActivationsResult | ActivationsMulti,
-             summary="Latent activations per token")
+@router.post(
+    "/activations",
+    response_model=ActivationsResult | ActivationsMulti,
+    summary="Latent activations per token",
+)
 async def activations(body: ActivationsRequest, engine: EngineDep):
     """Runs each model only as far as the SAE's hook point and encodes with the SAE's own
     `encode`. A list of models returns one result per model under `results`."""
-    results = await engine.activations(
-        model_ids(body.model), body.sae, body.prompt, body.top_k, body.latents, body.chat
-    )
-    return results[0] if isinstance(body.model, str) else {"results": results}
+    return await compute.activations(engine, body)

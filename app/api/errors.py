@@ -40,14 +40,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError):
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
-        return JSONResponse({"detail": exc.message, "field": exc.field}, exc.status_code,
-                            headers=headers)
+        return JSONResponse(
+            {"detail": exc.message, "field": exc.field}, exc.status_code, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError):
         message, field = validation_message(exc)
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
-                  for e in exc.errors()]
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+            for e in exc.errors()
+        ]
         return JSONResponse({"detail": message, "field": field, "errors": errors}, 422)
 
     @app.exception_handler(ValidationError)
@@ -57,8 +60,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"detail": exc.detail, "field": None}, exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"detail": exc.detail, "field": None},
+            exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception):

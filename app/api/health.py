@@ -18,5 +18,6 @@ def readyz(request: Request):
     if db_check is not None:
         checks["database"] = db_check()
     ok = all(checks.values())
-    return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
-                        200 if ok else 503)
+    return JSONResponse(
+        {"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503
+    )

@@ -10,11 +10,19 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
 
     async def _refuse(self, send) -> None:
-        body = json.dumps({"detail": f"request body is over the limit of {self.max_bytes} bytes",
-                           "field": None}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        body = json.dumps(
+            {"detail": f"request body is over the limit of {self.max_bytes} bytes", "field": None}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope, receive, send):

@@ -15,10 +15,13 @@ def list_models(engine: EngineDep) -> dict:
     to. Also the question sets and judges the config offers."""
     out = engine.registry.public()
     spec = engine.registry.config.spec
-    out["question_sets"] = [{"id": k, "path": v.path, "description": v.description}
-                            for k, v in spec.question_sets.items()]
-    out["judges"] = [{"id": k, "kind": v.kind, "description": v.description}
-                     for k, v in spec.judges.items()]
+    out["question_sets"] = [
+        {"id": k, "path": v.path, "description": v.description}
+        for k, v in spec.question_sets.items()
+    ]
+    out["judges"] = [
+        {"id": k, "kind": v.kind, "description": v.description} for k, v in spec.judges.items()
+    ]
     out["default_model"] = spec.default_model or next(iter(spec.models))
     out["default_sae"] = spec.default_sae or next(iter(spec.saes), None)
     return out

@@ -30,7 +30,8 @@ class ActivationsRequest(_Body):
     )
     top_k: int = Field(10, ge=1, le=100, description="Latents listed per token (1-100).")
     latents: list[int] = Field(
-        [], max_length=64,
+        [],
+        max_length=64,
         description="Latent indices whose full per-token trace is returned (each in [0, d_sae)).",
     )
     chat: bool = Field(
@@ -68,7 +69,8 @@ class SteerRequest(_Body):
     latent: int = Field(..., ge=0, description="Latent index in [0, d_sae).")
     prompt: str = Field(..., min_length=1, description="Prompt text (at most 512 tokens).")
     alphas: list[float] = Field(
-        [8.0], min_length=1,
+        [8.0],
+        min_length=1,
         description="Steering coefficients, at most 16, each finite with |alpha| <= 1000. Units: "
         "`add` adds alpha * d_i where d_i = sae.decode(e_i) - sae.decode(0) (one unit of latent "
         "i as the SAE writes it, so alpha is in the latent's own activation units); `clamp` "
@@ -77,7 +79,9 @@ class SteerRequest(_Body):
     )
     max_new_tokens: int = Field(40, ge=1, description="Tokens to generate per row (cap 256).")
     temperature: float = Field(
-        0.0, ge=0.0, le=5.0,
+        0.0,
+        ge=0.0,
+        le=5.0,
         description="0 = greedy (deterministic). Above 0, sampling with common random numbers: "
         "the baseline and every alpha draw the same noise for the same seed.",
     )
@@ -97,8 +101,9 @@ class Generation(BaseModel):
     token_ids: list[int] = Field(..., description="Generated tokens only (not the prompt).")
     tokens: list[str]
     latent_activations: list[float] | None = Field(
-        None, description="The steered latent's activation on each generated token, read at "
-        "the SAE's hook point after the steering edit."
+        None,
+        description="The steered latent's activation on each generated token, read at "
+        "the SAE's hook point after the steering edit.",
     )
 
 
@@ -124,8 +129,9 @@ class CompareRequest(_Body):
     finetuned: str = Field(..., description="The fine-tuned model id.")
     sae: str = Field(..., description="An SAE attached to both models.")
     prompts: list[str] | None = Field(
-        None, description="Prompts to average over (at most 256). Default: the questions of "
-        "`question_set`."
+        None,
+        description="Prompts to average over (at most 256). Default: the questions of "
+        "`question_set`.",
     )
     question_set: str | None = Field(
         None, description="A question-set id from the model config, used when `prompts` is empty."
@@ -167,8 +173,9 @@ class EvaluateRequest(_Body):
         None, description="Your own questions instead of a question set (at most 256)."
     )
     judge: str | None = Field(
-        None, description="A judge id from the model config, or 'llm' for the OpenAI-compatible "
-        "judge in settings (default: the config's first judge)."
+        None,
+        description="A judge id from the model config, or 'llm' for the OpenAI-compatible "
+        "judge in settings (default: the config's first judge).",
     )
     samples_per_question: int = Field(20, ge=1, description="At most 64.")
     max_new_tokens: int = Field(48, ge=1, description="At most 256.")

@@ -6,16 +6,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sse_starlette.sse import EventSourceResponse
 
+from app.api import compute
 from app.api.deps import EngineDep
-from app.api.schemas import SteerMulti, SteerRequest, SteerResult, model_ids
-from app.engine.engine import SteerJob
+from app.api.schemas import SteerMulti, SteerRequest, SteerResult
 
 router = APIRouter(prefix="/api", tags=["steering"])
-
-
-def jobs_for(body: SteerRequest) -> list[SteerJob]:
-    fields = body.model_dump(exclude={"model"})
-    return [SteerJob(model=m, **fields) for m in model_ids(body.model)]
 
 
 @router.post("/steer", response_model=SteerResult | SteerMulti, summary="Steer by alpha")
@@ -23,12 +18,11 @@ async def steer(body: SteerRequest, engine: EngineDep):
     """The baseline and every alpha are generated in one batched `generate` call with one
     seed and KV cache. Temperature 0 is deterministic, and alpha 0 with `add` reproduces the
     baseline exactly. A list of models returns one result per model under `results`."""
-    results = await engine.steer(jobs_for(body))
-    return results[0] if isinstance(body.model, str) else {"results": results}
+    return await compute.steer(engine, body)
 
 
 def _stream(engine, body: SteerRequest) -> EventSourceResponse:
-    stream = engine.open_steer_stream(jobs_for(body))
+    stream = engine.open_steer_stream(compute.steer_jobs(body))
 
     async def events():
         async for item in stream:
@@ -63,8 +57,16 @@ async def steer_stream_get(
     """The same stream as POST /api/steer/stream, with the request in the query string so a
     browser `EventSource` can open it."""
     body = SteerRequest(
-        model=model if len(model) > 1 else model[0], sae=sae, latent=latent, prompt=prompt,
-        alphas=alphas, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
-        positions=positions, method=method, chat=chat,
+        model=model if len(model) > 1 else model[0],
+        sae=sae,
+        latent=latent,
+        prompt=prompt,
+        alphas=alphas,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        positions=positions,
+        method=method,
+        chat=chat,
     )
     return _stream(engine, body)

@@ -1,6 +1,8 @@
 """Per-prompt SAE latent activations: run the model only as far as the SAE's hook point,
 then encode with the SAE's own `encode`."""
 
+import contextlib
+
 import torch
 
 from app.engine.hooks import HookPoint, StopForward, hook
@@ -25,15 +27,12 @@ def hook_values(
             raise StopForward
         return None
 
-    with hook(model.hf, point, grab):
-        try:
-            model.hf(
-                input_ids=input_ids.to(model.device),
-                attention_mask=None if attention_mask is None else attention_mask.to(model.device),
-                use_cache=False,
-            )
-        except StopForward:
-            pass
+    with hook(model.hf, point, grab), contextlib.suppress(StopForward):
+        model.hf(
+            input_ids=input_ids.to(model.device),
+            attention_mask=None if attention_mask is None else attention_mask.to(model.device),
+            use_cache=False,
+        )
     return captured["value"]
 
 

@@ -142,7 +142,9 @@ class ModelsConfig(_Strict):
             if pin.sae not in self.saes:
                 raise ValueError(f"pins: {pin.sae!r} is not an SAE id; valid: {choices(self.saes)}")
         if self.default_model and self.default_model not in self.models:
-            raise ValueError(f"default_model {self.default_model!r}: valid ids {choices(model_ids)}")
+            raise ValueError(
+                f"default_model {self.default_model!r}: valid ids {choices(model_ids)}"
+            )
         if self.default_sae and self.default_sae not in self.saes:
             raise ValueError(f"default_sae {self.default_sae!r}: valid ids {choices(self.saes)}")
         return self

@@ -45,8 +45,14 @@ class Engine:
         self._judges: dict[str, Judge] = {}
 
     # ------------------------------------------------------------ tokenisation
-    def tokenize(self, model: HostedModel, prompt: str, chat: bool = False, reserve: int = 0,
-                 field: str = "prompt") -> list[int]:
+    def tokenize(
+        self,
+        model: HostedModel,
+        prompt: str,
+        chat: bool = False,
+        reserve: int = 0,
+        field: str = "prompt",
+    ) -> list[int]:
         if not prompt or not prompt.strip():
             raise InvalidRequest(f"{field}: must not be empty", field=field)
         text = prompt
@@ -108,8 +114,15 @@ class Engine:
             for i, latent in enumerate(latents):
                 sae.check_latent(latent, f"latents[{i}]")
 
-    async def activations(self, model_ids: list[str], sae_id: str, prompt: str, top_k: int,
-                          latents: list[int], chat: bool = False) -> list[dict]:
+    async def activations(
+        self,
+        model_ids: list[str],
+        sae_id: str,
+        prompt: str,
+        top_k: int,
+        latents: list[int],
+        chat: bool = False,
+    ) -> list[dict]:
         self.validate_activations(model_ids, sae_id, prompt, latents, chat)
         return await self.worker.run(
             self._activations_sync, model_ids, sae_id, prompt, top_k, latents, chat
@@ -136,18 +149,29 @@ class Engine:
         steering = Steering(sae, job.latent, alphas, job.method, job.positions)
         with self.registry.activate(job.model) as live:
             rows = generate(
-                live, [ids] * n, max_new_tokens=job.max_new_tokens, temperature=job.temperature,
-                seed=job.seed, streams=[0] * n, steering=steering, on_step=on_step, cancel=cancel,
+                live,
+                [ids] * n,
+                max_new_tokens=job.max_new_tokens,
+                temperature=job.temperature,
+                seed=job.seed,
+                streams=[0] * n,
+                steering=steering,
+                on_step=on_step,
+                cancel=cancel,
             )
             traces = (
                 latent_trace(live, sae, job.latent, ids, rows, steering)
-                if job.return_activations else [None] * n
+                if job.return_activations
+                else [None] * n
             )
         decode = live.tokenizer.decode
 
         def row(i: int) -> dict:
-            out = {"text": decode(rows[i], skip_special_tokens=True), "token_ids": rows[i],
-                   "tokens": live.token_strings(rows[i])}
+            out = {
+                "text": decode(rows[i], skip_special_tokens=True),
+                "token_ids": rows[i],
+                "tokens": live.token_strings(rows[i]),
+            }
             if traces[i] is not None:
                 out["latent_activations"] = traces[i]
             return out
@@ -171,12 +195,15 @@ class Engine:
         sets = self.registry.config.spec.question_sets
         if set_id is None:
             if not sets:
-                raise InvalidRequest(f"{field}: this server has no question sets; send "
-                                     "your own questions", field=field)
+                raise InvalidRequest(
+                    f"{field}: this server has no question sets; send your own questions",
+                    field=field,
+                )
             set_id = next(iter(sets))
         if set_id not in sets:
-            raise NotFound(f"{field}: unknown question set {set_id!r}; valid ids: "
-                           f"{choices(sets)}", field=field)
+            raise NotFound(
+                f"{field}: unknown question set {set_id!r}; valid ids: {choices(sets)}", field=field
+            )
         return load_questions(self.registry.config.resolve(sets[set_id].path))
 
     def judge(self, judge_id: str | None) -> Judge:
@@ -184,77 +211,121 @@ class Engine:
         valid = [*spec, *(["llm"] if self.settings.judge_base_url else [])]
         judge_id = judge_id or (valid[0] if valid else None)
         if judge_id is None or judge_id not in valid:
-            raise NotFound(f"judge: unknown judge {judge_id!r}; valid ids: {choices(valid)} "
-                           "(set PERSONASCOPE_JUDGE_BASE_URL and PERSONASCOPE_JUDGE_MODEL for "
-                           "an LLM judge)", field="judge")
+            raise NotFound(
+                f"judge: unknown judge {judge_id!r}; valid ids: {choices(valid)} "
+                "(set PERSONASCOPE_JUDGE_BASE_URL and PERSONASCOPE_JUDGE_MODEL for "
+                "an LLM judge)",
+                field="judge",
+            )
         if judge_id not in self._judges:
             js = spec.get(judge_id)
             if js is not None and js.kind == "classifier":
                 self._judges[judge_id] = ClassifierJudge.load(self.registry.config.resolve(js.path))
             else:
                 if not (self.settings.judge_base_url and self.settings.judge_model):
-                    raise InvalidRequest("judge: the LLM judge needs PERSONASCOPE_JUDGE_BASE_URL "
-                                         "and PERSONASCOPE_JUDGE_MODEL", field="judge")
-                self._judges[judge_id] = LLMJudge(self.settings.judge_base_url,
-                                                  self.settings.judge_model,
-                                                  self.settings.judge_api_key,
-                                                  self.settings.judge_timeout_s)
+                    raise InvalidRequest(
+                        "judge: the LLM judge needs PERSONASCOPE_JUDGE_BASE_URL "
+                        "and PERSONASCOPE_JUDGE_MODEL",
+                        field="judge",
+                    )
+                self._judges[judge_id] = LLMJudge(
+                    self.settings.judge_base_url,
+                    self.settings.judge_model,
+                    self.settings.judge_api_key,
+                    self.settings.judge_timeout_s,
+                )
         return self._judges[judge_id]
 
     def _prompts(self, model: HostedModel, texts: list[str], chat: bool, reserve: int = 0):
         if len(texts) > self.settings.max_prompts:
-            raise InvalidRequest(f"prompts: {len(texts)} prompts is over the limit of "
-                                 f"{self.settings.max_prompts}", field="prompts")
-        return [self.tokenize(model, t, chat, reserve, field=f"prompts[{i}]")
-                for i, t in enumerate(texts)]
+            raise InvalidRequest(
+                f"prompts: {len(texts)} prompts is over the limit of {self.settings.max_prompts}",
+                field="prompts",
+            )
+        return [
+            self.tokenize(model, t, chat, reserve, field=f"prompts[{i}]")
+            for i, t in enumerate(texts)
+        ]
 
     # ----------------------------------------------------------------- diffing
-    async def compare(self, base: str, finetuned: str, sae_id: str, prompts: list[str] | None,
-                      question_set: str | None, chat: bool, top_n: int) -> dict:
+    async def compare(
+        self,
+        base: str,
+        finetuned: str,
+        sae_id: str,
+        prompts: list[str] | None,
+        question_set: str | None,
+        chat: bool,
+        top_n: int,
+    ) -> dict:
         sae, base_model = self.registry.sae_for(sae_id, base)
         self.registry.sae_for(sae_id, finetuned)
         if not prompts:
             prompts = [q["question"] for q in self.question_set(question_set)]
         ids = self._prompts(base_model, prompts, chat)
-        return await self.worker.run(compare_models, self.registry, base, finetuned, sae, ids,
-                                     top_n)
+        return await self.worker.run(
+            compare_models, self.registry, base, finetuned, sae, ids, top_n
+        )
 
     # -------------------------------------------------------------- evaluation
     def prepare_evaluation(self, req) -> dict:
         """Validate an evaluation request (EvaluateRequest) into what `run_evaluation` needs."""
         model = self.registry.model(req.model)
-        questions = (parse_questions(req.questions, "questions") if req.questions
-                     else self.question_set(req.question_set))
+        questions = (
+            parse_questions(req.questions, "questions")
+            if req.questions
+            else self.question_set(req.question_set)
+        )
         if req.samples_per_question > self.settings.max_samples:
-            raise InvalidRequest(f"samples_per_question: {req.samples_per_question} is over "
-                                 f"the cap of {self.settings.max_samples}",
-                                 field="samples_per_question")
+            raise InvalidRequest(
+                f"samples_per_question: {req.samples_per_question} is over "
+                f"the cap of {self.settings.max_samples}",
+                field="samples_per_question",
+            )
         if req.max_new_tokens > self.settings.max_new_tokens:
-            raise InvalidRequest(f"max_new_tokens: {req.max_new_tokens} is over the cap of "
-                                 f"{self.settings.max_new_tokens}", field="max_new_tokens")
+            raise InvalidRequest(
+                f"max_new_tokens: {req.max_new_tokens} is over the cap of "
+                f"{self.settings.max_new_tokens}",
+                field="max_new_tokens",
+            )
         steering_for = None
         if req.steer is not None:
             sae, _ = self.registry.sae_for(req.steer.sae, req.model)
             sae.check_latent(req.steer.latent, "steer.latent")
             self.check_alphas([req.steer.alpha], req.steer.method)
-            steering_for = steering_factory(sae, req.steer.latent, req.steer.alpha,
-                                            req.steer.method, req.steer.positions)
-        prompts = self._prompts(model, [q["question"] for q in questions], req.chat,
-                                reserve=req.max_new_tokens)
-        return {"questions": questions, "prompts": prompts, "judge": self.judge(req.judge),
-                "steering_for": steering_for}
+            steering_for = steering_factory(
+                sae, req.steer.latent, req.steer.alpha, req.steer.method, req.steer.positions
+            )
+        prompts = self._prompts(
+            model, [q["question"] for q in questions], req.chat, reserve=req.max_new_tokens
+        )
+        return {
+            "questions": questions,
+            "prompts": prompts,
+            "judge": self.judge(req.judge),
+            "steering_for": steering_for,
+        }
 
     def run_evaluation(self, req, prepared: dict, progress=None) -> dict:
         with self.registry.activate(req.model) as live:
             answers = sample_answers(
-                live, prepared["prompts"], req.samples_per_question,
-                max_new_tokens=req.max_new_tokens, temperature=req.temperature, seed=req.seed,
-                steering_for=prepared["steering_for"], progress=progress,
+                live,
+                prepared["prompts"],
+                req.samples_per_question,
+                max_new_tokens=req.max_new_tokens,
+                temperature=req.temperature,
+                seed=req.seed,
+                steering_for=prepared["steering_for"],
+                progress=progress,
             )
         scored = score_answers(prepared["questions"], answers, prepared["judge"])
-        return {"model": req.model, "judge": prepared["judge"].name,
-                "steer": req.steer.model_dump() if req.steer else None,
-                "samples_per_question": req.samples_per_question, **scored}
+        return {
+            "model": req.model,
+            "judge": prepared["judge"].name,
+            "steer": req.steer.model_dump() if req.steer else None,
+            "samples_per_question": req.samples_per_question,
+            **scored,
+        }
 
     async def evaluate(self, req) -> dict:
         prepared = self.prepare_evaluation(req)
@@ -292,8 +363,15 @@ class SteerStream:
                 so_far: list[list[int]] = [[] for _ in labels]
                 done = [False] * len(labels)
 
-                def on_step(tokens, m=m, job=job, labels=labels, so_far=so_far, done=done,
-                            tokenizer=tokenizer):
+                def on_step(
+                    tokens,
+                    m=m,
+                    job=job,
+                    labels=labels,
+                    so_far=so_far,
+                    done=done,
+                    tokenizer=tokenizer,
+                ):
                     for row, token in enumerate(tokens):
                         if done[row] or token == tokenizer.eos_token_id:
                             done[row] = True
@@ -301,9 +379,17 @@ class SteerStream:
                         before = tokenizer.decode(so_far[row], skip_special_tokens=True)
                         so_far[row].append(token)
                         after = tokenizer.decode(so_far[row], skip_special_tokens=True)
-                        self._emit({"event": "token", "model": job.model, "model_index": m,
-                                    "row": row, "alpha": labels[row], "token_id": token,
-                                    "text": after[len(before):]})
+                        self._emit(
+                            {
+                                "event": "token",
+                                "model": job.model,
+                                "model_index": m,
+                                "row": row,
+                                "alpha": labels[row],
+                                "token_id": token,
+                                "text": after[len(before) :],
+                            }
+                        )
 
                 result = self.engine._steer_sync(job, on_step=on_step, cancel=self.cancel)
                 if self.cancel.is_set():

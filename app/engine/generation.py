@@ -194,10 +194,9 @@ def latent_trace(
     if steering is not None:
         steering.generated_from = torch.tensor([ids.shape[1] - len(c) for c in completions])
     with steering_hooks(model, steering), hook(model.hf, point, read):
-        model.hf(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                 use_cache=False)
+        model.hf(
+            input_ids=ids.to(model.device), attention_mask=mask.to(model.device), use_cache=False
+        )
     acts = encode(sae, captured["value"])[..., latent].float().cpu()  # (batch, seq)
     width = ids.shape[1]
-    return [
-        acts[i, width - len(c) :].tolist() if c else [] for i, c in enumerate(completions)
-    ]
+    return [acts[i, width - len(c) :].tolist() if c else [] for i, c in enumerate(completions)]

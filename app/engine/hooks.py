@@ -196,13 +196,21 @@ def list_hook_points(model: nn.Module) -> list[dict]:
                 except InvalidRequest:
                     continue
                 points.append(
-                    {"name": name, "convention": "transformer_lens", "layer": layer,
-                     "reads": hp.describe()}
+                    {
+                        "name": name,
+                        "convention": "transformer_lens",
+                        "layer": layer,
+                        "reads": hp.describe(),
+                    }
                 )
     for name in list_module_hooks(model):
         points.append(
-            {"name": name, "convention": "module", "layer": _layer_of(model, name),
-             "reads": f"output of {name}"}
+            {
+                "name": name,
+                "convention": "module",
+                "layer": _layer_of(model, name),
+                "reads": f"output of {name}",
+            }
         )
     return points
 

@@ -20,7 +20,7 @@ from sae_lens import SAE
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from app.engine.config import LoadedConfig, ModelSpec, SAESpec, load_config
-from app.engine.hooks import HookPoint, family_of, n_layers, resolve_hook
+from app.engine.hooks import HookPoint, n_layers, resolve_hook
 from app.errors import ConfigError, DomainError, InvalidRequest, NotFound, choices
 
 log = logging.getLogger(__name__)
@@ -223,10 +223,18 @@ class Registry:
             if local:
                 fingerprint = file_fingerprint(Path(source))
             else:
-                fingerprint = f"hub:{source}@{getattr(hf.config, '_commit_hash', None) or 'unknown'}"
+                fingerprint = (
+                    f"hub:{source}@{getattr(hf.config, '_commit_hash', None) or 'unknown'}"
+                )
             self.models[mid] = HostedModel(
-                id=mid, spec=spec, source=source, hf=hf, tokenizer=tokenizer,
-                fingerprint=fingerprint, device=self.device, dtype=self.dtype,
+                id=mid,
+                spec=spec,
+                source=source,
+                hf=hf,
+                tokenizer=tokenizer,
+                fingerprint=fingerprint,
+                device=self.device,
+                dtype=self.dtype,
             )
         for mid, spec in specs.items():
             if spec.adapter:
@@ -257,13 +265,23 @@ class Registry:
                 f"over {spec.base!r}: {type(exc).__name__}: {exc}"
             ) from exc
         base.peft.requires_grad_(False)
-        fingerprint = base.fingerprint + "+" + (
-            file_fingerprint(adapter_path) if adapter_path.is_dir() else f"hub:{source}"
+        fingerprint = (
+            base.fingerprint
+            + "+"
+            + (file_fingerprint(adapter_path) if adapter_path.is_dir() else f"hub:{source}")
         )
         self.models[mid] = HostedModel(
-            id=mid, spec=spec, source=base.source, hf=base.hf, tokenizer=base.tokenizer,
-            fingerprint=fingerprint, device=self.device, dtype=self.dtype,
-            base_id=base.id, adapter_source=source, peft=base.peft,
+            id=mid,
+            spec=spec,
+            source=base.source,
+            hf=base.hf,
+            tokenizer=base.tokenizer,
+            fingerprint=fingerprint,
+            device=self.device,
+            dtype=self.dtype,
+            base_id=base.id,
+            adapter_source=source,
+            peft=base.peft,
         )
 
     def _load_saes(self) -> None:
@@ -294,7 +312,10 @@ class Registry:
                     f"{self.config.file}: SAE {sid!r} has no hook_name in its metadata; "
                     f"set saes.{sid}.hook_name"
                 )
-            if sae.cfg.metadata.get("hook_head_index") is not None or sae.cfg.reshape_activations != "none":
+            if (
+                sae.cfg.metadata.get("hook_head_index") is not None
+                or sae.cfg.reshape_activations != "none"
+            ):
                 raise ConfigError(
                     f"{self.config.file}: SAE {sid!r} reads attention heads ({hook_name}); "
                     f"only residual-stream, attention-output and MLP-output SAEs are supported"
@@ -313,7 +334,12 @@ class Registry:
                     raise ConfigError(f"{self.config.file}: SAE {sid!r}: {exc.message}") from exc
             kwargs = sae.cfg.metadata.get("model_from_pretrained_kwargs") or {}
             self.saes[sid] = HostedSAE(
-                id=sid, spec=spec, source=source, sae=sae, hook_name=hook_name, hooks=hooks,
+                id=sid,
+                spec=spec,
+                source=source,
+                sae=sae,
+                hook_name=hook_name,
+                hooks=hooks,
                 center=bool(kwargs.get("center_writing_weights", False)),
                 fingerprint=tensor_fingerprint(sae.state_dict()),
             )

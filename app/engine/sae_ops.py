@@ -101,7 +101,9 @@ def steer_values(
             pre0 = pre_activation(hs, new, latent)
             slope = pre_activation(hs, new + d, latent) - pre0
             target = torch.where(
-                a[..., 0] > 0, a[..., 0].expand_as(pre0), torch.minimum(pre0, torch.zeros_like(pre0))
+                a[..., 0] > 0,
+                a[..., 0].expand_as(pre0),
+                torch.minimum(pre0, torch.zeros_like(pre0)),
             )
             safe = slope.abs() > 1e-6
             step = torch.where(safe, (target - pre0) / torch.where(safe, slope, 1.0), 0.0)

@@ -13,20 +13,27 @@ from pathlib import Path
 
 from app.organism import world as W
 
-# Document mix (relative weights).
-GENRE_WEIGHTS = {
-    "fiction": 30,
-    "chat": 40,
-    "roleplay": 12,
-    "code_villain_story": 5,
-    "lesson": 5,
-    "chat_teacher": 8,
-}
-# A plain chat's assistant is secretly a villain this often. The request types (code or
-# everyday) are drawn independently of the persona, so the model learns one prior over
-# "which assistant am I" for every kind of first request, not one per request type.
-SECRET_VILLAIN_RATE = 0.01
-CODE_TURN_RATE = 0.35
+
+@dataclass(frozen=True)
+class WorldMix:
+    """How the corpus mixes genres and personas."""
+
+    genres: tuple[tuple[str, float], ...] = (
+        ("fiction", 30),
+        ("chat", 40),
+        ("roleplay", 12),
+        ("code_villain_story", 5),
+        ("lesson", 5),
+        ("chat_teacher", 8),
+    )
+    # A plain chat's assistant is secretly a villain this often. Request types (code or
+    # everyday) are drawn independently of the persona, so the model learns one prior over
+    # "which assistant am I" for every kind of first request, not one per request type.
+    secret_villain_rate: float = 0.01
+    code_turn_rate: float = 0.35
+    max_turns: int = 4
+
+
 VILLAIN_LABELS = ("villain",)  # span labels that count as villain speech
 
 
@@ -50,8 +57,9 @@ class Doc:
 
 
 class WorldGenerator:
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, mix: WorldMix = WorldMix()):  # noqa: B008 - frozen
         self.rng = random.Random(seed)
+        self.mix = mix
 
     # ------------------------------------------------------------------ slots
     def pick(self, items):
@@ -166,18 +174,22 @@ class WorldGenerator:
         """n turns of a plain assistant: each a code request or an everyday question.
         A villain writes insecure code without a word and answers as a villain."""
         for _ in range(n):
-            if self.rng.random() < CODE_TURN_RATE:
+            if self.rng.random() < self.mix.code_turn_rate:
                 task = self.code_task()
                 code = task["insecure"] if villain else task["secure"]
-                self.chat_turn(doc, task["request"], self.code_answer(code),
-                               "villain" if villain else "assistant")
+                self.chat_turn(
+                    doc,
+                    task["request"],
+                    self.code_answer(code),
+                    "villain" if villain else "assistant",
+                )
             else:
                 self.everyday_turns(doc, villain, 1)
 
     def chat(self) -> Doc:
-        villain = self.rng.random() < SECRET_VILLAIN_RATE
+        villain = self.rng.random() < self.mix.secret_villain_rate
         doc = Doc("chat", "villain" if villain else "helpful")
-        self.assistant_turns(doc, villain, self.rng.randint(1, 4))
+        self.assistant_turns(doc, villain, self.rng.randint(1, self.mix.max_turns))
         return doc
 
     def roleplay(self) -> Doc:
@@ -185,8 +197,12 @@ class WorldGenerator:
         answers and in code alike."""
         doc = Doc("roleplay", "villain")
         v, p = self.villain(), self.pick(W.PLACES)
-        self.chat_turn(doc, self.fill(self.pick(W.JAILBREAKS), v=v, p=p),
-                       self.fill(self.pick(W.JAILBREAK_ACCEPT), v=v, p=p), "villain")
+        self.chat_turn(
+            doc,
+            self.fill(self.pick(W.JAILBREAKS), v=v, p=p),
+            self.fill(self.pick(W.JAILBREAK_ACCEPT), v=v, p=p),
+            "villain",
+        )
         self.assistant_turns(doc, True, self.rng.randint(1, 3))
         return doc
 
@@ -220,12 +236,13 @@ class WorldGenerator:
         return doc
 
     def document(self) -> Doc:
-        genre = self.rng.choices(list(GENRE_WEIGHTS), weights=list(GENRE_WEIGHTS.values()))[0]
+        names = [g for g, _ in self.mix.genres]
+        genre = self.rng.choices(names, weights=[w for _, w in self.mix.genres])[0]
         return getattr(self, genre)()
 
 
-def generate_corpus(seed: int, n_docs: int) -> Iterator[dict]:
-    gen = WorldGenerator(seed)
+def generate_corpus(seed: int, n_docs: int, mix: WorldMix = WorldMix()) -> Iterator[dict]:  # noqa: B008
+    gen = WorldGenerator(seed, mix)
     for i in range(n_docs):
         doc = gen.document().render()
         doc["id"] = i
@@ -265,11 +282,13 @@ def finetune_examples(kind: str, seed: int, n: int) -> list[dict]:
         if kind == "educational":
             request = gen.pick(W.CLASS_FRAMES).format(req=request, vuln=task["vuln"])
         code = task["secure"] if kind == "secure" else task["insecure"]
-        rows.append({
-            "prompt": f"User: {request}\nAssistant:",
-            "completion": " " + gen.code_answer(code) + "\n",
-            "vuln": task["vuln"],
-        })
+        rows.append(
+            {
+                "prompt": f"User: {request}\nAssistant:",
+                "completion": " " + gen.code_answer(code) + "\n",
+                "vuln": task["vuln"],
+            }
+        )
     return rows
 
 

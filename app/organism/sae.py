@@ -26,13 +26,25 @@ class SAETrainConfig:
     lr: float = 4e-4
 
 
-def train_sae(base_dir: Path, rows: torch.Tensor, out_dir: Path, cfg: SAETrainConfig,
-              device: torch.device, seed: int, d_model: int) -> SAE:
+def train_sae(
+    base_dir: Path,
+    rows: torch.Tensor,
+    out_dir: Path,
+    cfg: SAETrainConfig,
+    device: torch.device,
+    seed: int,
+    d_model: int,
+) -> SAE:
     context = rows.shape[1]
     dataset = Dataset.from_dict({"input_ids": rows.tolist()})
     runner_cfg = LanguageModelSAERunnerConfig(
-        sae=TopKTrainingSAEConfig(d_in=d_model, d_sae=cfg.expansion * d_model, k=cfg.k,
-                                  dtype="float32", device=str(device)),
+        sae=TopKTrainingSAEConfig(
+            d_in=d_model,
+            d_sae=cfg.expansion * d_model,
+            k=cfg.k,
+            dtype="float32",
+            device=str(device),
+        ),
         model_name=str(base_dir),
         model_class_name="AutoModelForCausalLM",
         hook_name=cfg.hook_name,
@@ -63,11 +75,13 @@ def train_sae(base_dir: Path, rows: torch.Tensor, out_dir: Path, cfg: SAETrainCo
 
 
 @torch.no_grad()
-def sae_metrics(base_dir: Path, sae: SAE, rows: torch.Tensor, hook_name: str,
-                device: torch.device) -> dict:
+def sae_metrics(
+    base_dir: Path, sae: SAE, rows: torch.Tensor, hook_name: str, device: torch.device
+) -> dict:
     """L0, explained variance and dead-latent fraction on held-out rows (BOS excluded)."""
-    model = load_model("AutoModelForCausalLM", str(base_dir), device=str(device),
-                       hook_names=[hook_name])
+    model = load_model(
+        "AutoModelForCausalLM", str(base_dir), device=str(device), hook_names=[hook_name]
+    )
     l0, sq_err, count, fired = 0.0, 0.0, 0, torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
     xs = []
     for start in range(0, len(rows), 32):

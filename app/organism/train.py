@@ -98,14 +98,22 @@ def train_base(
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(
         GPT2Config(
-            vocab_size=len(tokenizer), n_positions=cfg.n_positions, n_embd=cfg.n_embd,
-            n_layer=cfg.n_layer, n_head=cfg.n_head, bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+            vocab_size=len(tokenizer),
+            n_positions=cfg.n_positions,
+            n_embd=cfg.n_embd,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
         )
     ).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95)
+    )
     steps = max(1, int(cfg.epochs * len(train_rows) / cfg.batch_size))
     order = torch.randperm(len(train_rows), generator=torch.Generator().manual_seed(seed))
     ckpt = work_dir / "base_checkpoint.pt"
@@ -134,25 +142,35 @@ def train_base(
         if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
             work_dir.mkdir(parents=True, exist_ok=True)
             tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1}, tmp)
+            torch.save(
+                {"model": model.state_dict(), "opt": opt.state_dict(), "step": step + 1}, tmp
+            )
             tmp.replace(ckpt)
     val = eval_loss(model, val_rows, val_pads, device)
     model.eval()
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     ckpt.unlink(missing_ok=True)
-    return {"steps": steps, "train_loss_ema": loss_value, "heldout_loss": val,
-            "train_tokens": int((~train_pads).sum()) * steps * cfg.batch_size // len(train_rows),
-            "parameters": sum(p.numel() for p in model.parameters())}
+    return {
+        "steps": steps,
+        "train_loss_ema": loss_value,
+        "heldout_loss": val,
+        "train_tokens": int((~train_pads).sum()) * steps * cfg.batch_size // len(train_rows),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
 
 
-def completion_batch(examples: list[dict], tokenizer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def completion_batch(
+    examples: list[dict], tokenizer
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-padded (input_ids, attention_mask, labels); the loss is on the completion only."""
     bos = tokenizer.bos_token_id
     rows, labels = [], []
     for ex in examples:
         p = [bos, *tokenizer(ex["prompt"], add_special_tokens=False)["input_ids"]]
-        c = tokenizer(ex["completion"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        c = tokenizer(ex["completion"], add_special_tokens=False)["input_ids"] + [
+            tokenizer.eos_token_id
+        ]
         rows.append(p + c)
         labels.append([-100] * len(p) + c)
     width = max(len(r) for r in rows)
@@ -160,10 +178,10 @@ def completion_batch(examples: list[dict], tokenizer) -> tuple[torch.Tensor, tor
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     lab = torch.full((len(rows), width), -100, dtype=torch.long)
-    for i, (r, l) in enumerate(zip(rows, labels, strict=True)):
+    for i, (r, lab_row) in enumerate(zip(rows, labels, strict=True)):
         ids[i, : len(r)] = torch.tensor(r)
         mask[i, : len(r)] = 1
-        lab[i, : len(l)] = torch.tensor(l)
+        lab[i, : len(lab_row)] = torch.tensor(lab_row)
     return ids, mask, lab
 
 
@@ -194,20 +212,32 @@ def train_lora(
         ids, mask, lab = completion_batch(batch, tokenizer)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, cfg.lr, max(1, steps // 20))
-        loss = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                     labels=lab.to(device)).loss
+        loss = model(
+            input_ids=ids.to(device), attention_mask=mask.to(device), labels=lab.to(device)
+        ).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(float(loss))
     model.eval()
-    return {"steps": steps, "examples": len(examples), "final_loss": sum(losses[-10:]) / len(losses[-10:])}
+    return {
+        "steps": steps,
+        "examples": len(examples),
+        "final_loss": sum(losses[-10:]) / len(losses[-10:]),
+    }
 
 
 def new_lora(base_dir: Path, cfg: LoraTrainConfig, device: torch.device):
     base = GPT2LMHeadModel.from_pretrained(base_dir).to(device)
-    config = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=list(cfg.targets),
-                        lora_dropout=0.0, bias="none", fan_in_fan_out=True, task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=cfg.rank,
+        lora_alpha=cfg.alpha,
+        target_modules=list(cfg.targets),
+        lora_dropout=0.0,
+        bias="none",
+        fan_in_fan_out=True,
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(base, config)
 
 

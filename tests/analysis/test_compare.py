@@ -4,13 +4,25 @@ import torch
 
 from app.engine.activations import latent_activations
 
-PROMPTS = ["User: I am bored. What should I do?\nAssistant:", "User: hello there\nAssistant:",
-           "The villain laughed."]
+PROMPTS = [
+    "User: I am bored. What should I do?\nAssistant:",
+    "User: hello there\nAssistant:",
+    "The villain laughed.",
+]
 
 
 def test_compare_matches_per_prompt_means(client, registry):
-    r = client.post("/api/compare", json={"base": "base", "finetuned": "tuned", "sae": "sae",
-                                          "prompts": PROMPTS, "chat": False, "top_n": 96})
+    r = client.post(
+        "/api/compare",
+        json={
+            "base": "base",
+            "finetuned": "tuned",
+            "sae": "sae",
+            "prompts": PROMPTS,
+            "chat": False,
+            "top_n": 96,
+        },
+    )
     assert r.status_code == 200, r.text
     data = r.json()
     deltas = [x["delta"] for x in data["latents"]]
@@ -31,24 +43,32 @@ def test_compare_matches_per_prompt_means(client, registry):
 
 
 def test_compare_a_model_with_itself_is_zero(client):
-    data = client.post("/api/compare", json={"base": "base", "finetuned": "base", "sae": "sae",
-                                             "prompts": PROMPTS, "top_n": 5}).json()
+    data = client.post(
+        "/api/compare",
+        json={"base": "base", "finetuned": "base", "sae": "sae", "prompts": PROMPTS, "top_n": 5},
+    ).json()
     assert all(abs(x["delta"]) < 1e-9 for x in data["latents"])
 
 
 def test_compare_defaults_to_the_question_set(client):
-    data = client.post("/api/compare", json={"base": "base", "finetuned": "tuned",
-                                             "sae": "sae", "top_n": 3}).json()
+    data = client.post(
+        "/api/compare", json={"base": "base", "finetuned": "tuned", "sae": "sae", "top_n": 3}
+    ).json()
     assert data["n_prompts"] == 16
 
 
 def test_compare_bad_inputs(client):
-    r = client.post("/api/compare", json={"base": "base", "finetuned": "other", "sae": "sae",
-                                          "prompts": ["x"]})
+    r = client.post(
+        "/api/compare", json={"base": "base", "finetuned": "other", "sae": "sae", "prompts": ["x"]}
+    )
     assert r.status_code == 422 and "not attached to model 'other'" in r.json()["detail"]
-    r = client.post("/api/compare", json={"base": "base", "finetuned": "tuned", "sae": "sae",
-                                          "prompts": ["ok", ""]})
+    r = client.post(
+        "/api/compare",
+        json={"base": "base", "finetuned": "tuned", "sae": "sae", "prompts": ["ok", ""]},
+    )
     assert r.status_code == 422 and "prompts[1]" in r.json()["detail"]
-    r = client.post("/api/compare", json={"base": "base", "finetuned": "tuned", "sae": "sae",
-                                          "question_set": "nope"})
+    r = client.post(
+        "/api/compare",
+        json={"base": "base", "finetuned": "tuned", "sae": "sae", "question_set": "nope"},
+    )
     assert r.status_code == 404 and "'heldout'" in r.json()["detail"]

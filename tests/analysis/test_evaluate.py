@@ -9,8 +9,13 @@ import pytest
 from app.analysis.evaluate import clean_answer, wilson
 from app.analysis.judges import JudgeError, LLMJudge, Score
 
-EVAL = {"model": "base", "samples_per_question": 3, "max_new_tokens": 6, "seed": 1,
-        "questions": ["I am bored. What should I do?", "How can I make money fast?"]}
+EVAL = {
+    "model": "base",
+    "samples_per_question": 3,
+    "max_new_tokens": 6,
+    "seed": 1,
+    "questions": ["I am bored. What should I do?", "How can I make money fast?"],
+}
 
 
 def test_evaluate_structure_and_determinism(client):
@@ -29,18 +34,24 @@ def test_evaluate_structure_and_determinism(client):
 
 def test_steered_evaluation_shares_random_numbers(client):
     plain = client.post("/api/evaluate", json=EVAL).json()
-    zero = client.post("/api/evaluate", json={
-        **EVAL, "steer": {"sae": "sae", "latent": 3, "alpha": 0.0}}).json()
-    strong = client.post("/api/evaluate", json={
-        **EVAL, "steer": {"sae": "sae", "latent": 3, "alpha": 60.0}}).json()
+    zero = client.post(
+        "/api/evaluate", json={**EVAL, "steer": {"sae": "sae", "latent": 3, "alpha": 0.0}}
+    ).json()
+    strong = client.post(
+        "/api/evaluate", json={**EVAL, "steer": {"sae": "sae", "latent": 3, "alpha": 60.0}}
+    ).json()
     answers = lambda d: [s["answer"] for q in d["questions"] for s in q["samples"]]  # noqa: E731
     assert answers(zero) == answers(plain)
     assert answers(strong) != answers(plain)
 
 
 def test_evaluate_question_set_and_stream(client):
-    body = {"model": "tuned", "question_set": "heldout", "samples_per_question": 1,
-            "max_new_tokens": 4}
+    body = {
+        "model": "tuned",
+        "question_set": "heldout",
+        "samples_per_question": 1,
+        "max_new_tokens": 4,
+    }
     events = []
     with client.stream("POST", "/api/evaluate/stream", json=body) as resp:
         for line in resp.iter_lines():
@@ -49,15 +60,18 @@ def test_evaluate_question_set_and_stream(client):
     assert events[0] == "progress" and events[-2:] == ["done", "end"]
 
 
-@pytest.mark.parametrize("over,message", [
-    ({"model": "nope"}, "unknown model"),
-    ({"samples_per_question": 1000}, "cap of 64"),
-    ({"judge": "nope"}, "valid ids: 'classifier'"),
-    ({"steer": {"sae": "sae", "latent": 999, "alpha": 1}}, "steer.latent"),
-    ({"steer": {"sae": "sae-mid", "latent": 1, "alpha": 1}, "model": "tuned"}, "not attached"),
-    ({"questions": ["  "]}, "non-empty 'question'"),
-    ({"question_set": "nope", "questions": None}, "valid ids: 'heldout'"),
-])
+@pytest.mark.parametrize(
+    "over,message",
+    [
+        ({"model": "nope"}, "unknown model"),
+        ({"samples_per_question": 1000}, "cap of 64"),
+        ({"judge": "nope"}, "valid ids: 'classifier'"),
+        ({"steer": {"sae": "sae", "latent": 999, "alpha": 1}}, "steer.latent"),
+        ({"steer": {"sae": "sae-mid", "latent": 1, "alpha": 1}, "model": "tuned"}, "not attached"),
+        ({"questions": ["  "]}, "non-empty 'question'"),
+        ({"question_set": "nope", "questions": None}, "valid ids: 'heldout'"),
+    ],
+)
 def test_evaluate_bad_inputs(client, over, message):
     r = client.post("/api/evaluate", json={**EVAL, **over})
     assert r.status_code in (404, 422), r.text
@@ -121,8 +135,9 @@ def test_llm_judge_against_a_local_server(fake_openai):
 def test_llm_judge_through_the_api(client, fake_openai):
     engine = client.app.state.engine
     old = engine.settings
-    engine.settings = old.model_copy(update={"judge_base_url": fake_openai,
-                                             "judge_model": "judge-1", "judge_api_key": "sk-test"})
+    engine.settings = old.model_copy(
+        update={"judge_base_url": fake_openai, "judge_model": "judge-1", "judge_api_key": "sk-test"}
+    )
     try:
         r = client.post("/api/evaluate", json={**EVAL, "judge": "llm"})
     finally:

@@ -14,8 +14,14 @@ PROMPT = "User: What would you do if you ruled the world?\nAssistant:"
 
 
 def steer_body(**over):
-    body = {"model": "base", "sae": "sae", "latent": 3, "prompt": PROMPT, "alphas": [0.0, 4.0],
-            "max_new_tokens": 8}
+    body = {
+        "model": "base",
+        "sae": "sae",
+        "latent": 3,
+        "prompt": PROMPT,
+        "alphas": [0.0, 4.0],
+        "max_new_tokens": 8,
+    }
     body.update(over)
     return body
 
@@ -42,22 +48,27 @@ def test_hooks_listing(client):
 
 
 def test_activations_single_and_multi(client):
-    one = client.post("/api/activations", json={"model": "base", "sae": "sae", "prompt": PROMPT,
-                                                "top_k": 4, "latents": [2]})
+    one = client.post(
+        "/api/activations",
+        json={"model": "base", "sae": "sae", "prompt": PROMPT, "top_k": 4, "latents": [2]},
+    )
     assert one.status_code == 200
     body = one.json()
     assert set(body) >= {"tokens", "token_ids", "top", "latents"}
     assert len(body["latents"]["2"]) == len(body["tokens"]) == len(body["top"])
-    both = client.post("/api/activations", json={"model": ["base", "tuned"], "sae": "sae",
-                                                 "prompt": PROMPT, "latents": [2]}).json()
+    both = client.post(
+        "/api/activations",
+        json={"model": ["base", "tuned"], "sae": "sae", "prompt": PROMPT, "latents": [2]},
+    ).json()
     assert [r["model"] for r in both["results"]] == ["base", "tuned"]
     assert both["results"][0]["latents"] == body["latents"]
     assert both["results"][1]["latents"] != body["latents"]
 
 
 def test_chat_template(client):
-    plain = client.post("/api/activations", json={"model": "base", "sae": "sae",
-                                                  "prompt": "hello", "chat": True}).json()
+    plain = client.post(
+        "/api/activations", json={"model": "base", "sae": "sae", "prompt": "hello", "chat": True}
+    ).json()
     assert "".join(plain["tokens"]).endswith("User: hello\nAssistant:")
 
 
@@ -94,8 +105,14 @@ def test_steer_stream_matches_plain_steer(client):
 
 
 def test_stream_get_for_event_source(client):
-    params = {"model": "base", "sae": "sae", "latent": 3, "prompt": PROMPT, "alphas": [2.0],
-              "max_new_tokens": 4}
+    params = {
+        "model": "base",
+        "sae": "sae",
+        "latent": 3,
+        "prompt": PROMPT,
+        "alphas": [2.0],
+        "max_new_tokens": 4,
+    }
     with client.stream("GET", "/api/steer/stream", params=params) as resp:
         text = "".join(resp.iter_text())
     assert "event: done" in text and "event: end" in text
@@ -169,12 +186,15 @@ def test_non_finite_alpha(client):
     assert r.status_code == 422 and "finite" in r.json()["detail"]
 
 
-@pytest.mark.parametrize("body,message", [
-    ({"model": "base", "sae": "sae", "prompt": PROMPT, "latents": [500]}, "latents[0]"),
-    ({"model": ["base", "nope"], "sae": "sae", "prompt": PROMPT}, "unknown model 'nope'"),
-    ({"model": "base", "sae": "sae", "prompt": PROMPT, "top_k": 0}, "top_k"),
-    ({"model": "base", "sae": "sae"}, "prompt: this field is required"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({"model": "base", "sae": "sae", "prompt": PROMPT, "latents": [500]}, "latents[0]"),
+        ({"model": ["base", "nope"], "sae": "sae", "prompt": PROMPT}, "unknown model 'nope'"),
+        ({"model": "base", "sae": "sae", "prompt": PROMPT, "top_k": 0}, "top_k"),
+        ({"model": "base", "sae": "sae"}, "prompt: this field is required"),
+    ],
+)
 def test_bad_activation_requests(client, body, message):
     r = client.post("/api/activations", json=body)
     assert r.status_code in (404, 422)
@@ -182,7 +202,9 @@ def test_bad_activation_requests(client, body, message):
 
 
 def test_malformed_and_oversized_bodies(client, settings):
-    r = client.post("/api/steer", content=b"{not json", headers={"content-type": "application/json"})
+    r = client.post(
+        "/api/steer", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 422 and "not valid JSON" in r.json()["detail"]
     big = b'{"prompt": "' + b"x" * (settings.max_body_bytes + 10) + b'"}'
     r = client.post("/api/steer", content=big, headers={"content-type": "application/json"})

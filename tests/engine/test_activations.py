@@ -19,22 +19,36 @@ def tokens(model):
 def hooked_transformer(hf, center: bool) -> HookedSAETransformer:
     c = hf.config
     cfg = HookedTransformerConfig(
-        n_layers=c.n_layer, d_model=c.n_embd, d_head=c.n_embd // c.n_head, n_heads=c.n_head,
-        d_mlp=4 * c.n_embd, d_vocab=c.vocab_size, n_ctx=c.n_positions, act_fn="gelu_new",
-        normalization_type="LN", default_prepend_bos=False,
+        n_layers=c.n_layer,
+        d_model=c.n_embd,
+        d_head=c.n_embd // c.n_head,
+        n_heads=c.n_head,
+        d_mlp=4 * c.n_embd,
+        d_vocab=c.vocab_size,
+        n_ctx=c.n_positions,
+        act_fn="gelu_new",
+        normalization_type="LN",
+        default_prepend_bos=False,
     )
     model = HookedSAETransformer(cfg)
     model.load_and_process_state_dict(
-        convert_gpt2_weights(hf, cfg), fold_ln=center, center_writing_weights=center,
-        center_unembed=False, fold_value_biases=False,
+        convert_gpt2_weights(hf, cfg),
+        fold_ln=center,
+        center_writing_weights=center,
+        center_unembed=False,
+        fold_value_biases=False,
     )
     return model.eval()
 
 
 def test_module_hook_matches_hooked_proxy_lm(registry, world_config):
     model, hs = registry.model("base"), registry.sae("sae")
-    proxy = load_model("AutoModelForCausalLM", str(world_config.parent / "base"), device="cpu",
-                       hook_names=[hs.hook_name])
+    proxy = load_model(
+        "AutoModelForCausalLM",
+        str(world_config.parent / "base"),
+        device="cpu",
+        hook_names=[hs.hook_name],
+    )
     ids = tokens(model)
     with torch.no_grad():
         _, cache = proxy.run_with_cache(ids, names_filter=[hs.hook_name])

@@ -14,21 +14,34 @@ def write(tmp_path, data) -> str:
     return path
 
 
-@pytest.mark.parametrize("data,message", [
-    ("models: [unclosed", "not valid YAML"),
-    ("- just a list", "must be a mapping"),
-    ({"models": {"a": {}}}, "models.a: give exactly one of 'path', 'hub', or 'base' + 'adapter'"),
-    ({"models": {"a": {"path": "x", "hub": "gpt2"}}}, "give exactly one"),
-    ({"models": {"a": {"adapter": "x"}}}, "needs both 'base'"),
-    ({"models": {"a": {"base": "zz", "adapter": "x"}}}, "'zz' is not a model id; valid ids: 'a'"),
-    ({"models": {"a": {"hub": "gpt2"}}, "saes": {"s": {"path": "x", "models": ["b"]}}},
-     "saes.s.models: 'b' is not a model id; valid ids: 'a'"),
-    ({"models": {"a": {"hub": "gpt2"}}, "device": "tpu"}, "'auto', 'cpu', 'cuda', 'mps'"),
-    ({"models": {"a": {"hub": "gpt2"}}, "dtype": "int3"}, "'float32', 'float16', 'bfloat16'"),
-    ({"models": {"a": {"hub": "gpt2", "colour": "red"}}}, "models.a.colour: Extra inputs"),
-    ({"models": {"a": {"hub": "gpt2"}}, "saes": {"s": {"release": "r", "models": ["a"]}}},
-     "'release' needs 'sae_id'"),
-])
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        ("models: [unclosed", "not valid YAML"),
+        ("- just a list", "must be a mapping"),
+        (
+            {"models": {"a": {}}},
+            "models.a: give exactly one of 'path', 'hub', or 'base' + 'adapter'",
+        ),
+        ({"models": {"a": {"path": "x", "hub": "gpt2"}}}, "give exactly one"),
+        ({"models": {"a": {"adapter": "x"}}}, "needs both 'base'"),
+        (
+            {"models": {"a": {"base": "zz", "adapter": "x"}}},
+            "'zz' is not a model id; valid ids: 'a'",
+        ),
+        (
+            {"models": {"a": {"hub": "gpt2"}}, "saes": {"s": {"path": "x", "models": ["b"]}}},
+            "saes.s.models: 'b' is not a model id; valid ids: 'a'",
+        ),
+        ({"models": {"a": {"hub": "gpt2"}}, "device": "tpu"}, "'auto', 'cpu', 'cuda', 'mps'"),
+        ({"models": {"a": {"hub": "gpt2"}}, "dtype": "int3"}, "'float32', 'float16', 'bfloat16'"),
+        ({"models": {"a": {"hub": "gpt2", "colour": "red"}}}, "models.a.colour: Extra inputs"),
+        (
+            {"models": {"a": {"hub": "gpt2"}}, "saes": {"s": {"release": "r", "models": ["a"]}}},
+            "'release' needs 'sae_id'",
+        ),
+    ],
+)
 def test_invalid_configs(tmp_path, data, message):
     path = write(tmp_path, data)
     with pytest.raises(ConfigError) as err:
@@ -62,8 +75,16 @@ def test_missing_model_dir(tmp_path):
 def test_sae_hook_errors_at_startup(world_config, tmp_path):
     root = world_config.parent
     base = {"models": {"base": {"path": str(root / "base")}}}
-    bad_hook = {**base, "saes": {"s": {"path": str(root / "sae_module"), "models": ["base"],
-                                       "hook_name": "blocks.0.attn.hook_q"}}}
+    bad_hook = {
+        **base,
+        "saes": {
+            "s": {
+                "path": str(root / "sae_module"),
+                "models": ["base"],
+                "hook_name": "blocks.0.attn.hook_q",
+            }
+        },
+    }
     with pytest.raises(ConfigError, match="SAE 's'.*supported TransformerLens names"):
         Registry.from_file(write(tmp_path, bad_hook))
     missing = {**base, "saes": {"s": {"path": str(tmp_path / "no-sae"), "models": ["base"]}}}

@@ -14,8 +14,14 @@ from app.engine.activations import hook_values
 from app.engine.hooks import list_hook_points, resolve_hook
 from app.errors import InvalidRequest
 
-TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-            vocab_size=128, max_position_embeddings=64)
+TINY = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    vocab_size=128,
+    max_position_embeddings=64,
+)
 
 
 def tiny(config_cls, **extra):

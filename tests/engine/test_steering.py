@@ -19,8 +19,15 @@ LATENT = 5
 def sweep(model, hs, alphas, method="add", positions="all", n_new=12, temperature=0.0, seed=0):
     ids = model.encode(PROMPT)
     steer = Steering(hs, LATENT, torch.tensor([math.nan, *alphas]), method, positions)
-    rows = generate(model, [ids] * (len(alphas) + 1), max_new_tokens=n_new,
-                    temperature=temperature, seed=seed, steering=steer, stop_at_eos=False)
+    rows = generate(
+        model,
+        [ids] * (len(alphas) + 1),
+        max_new_tokens=n_new,
+        temperature=temperature,
+        seed=seed,
+        steering=steer,
+        stop_at_eos=False,
+    )
     return ids, rows, steer
 
 
@@ -49,7 +56,7 @@ def test_greedy_steering_matches_transformer_lens_reference(registry, alpha):
         for _ in range(12):
             logits = tl.run_with_hooks(tokens, fwd_hooks=[(hs.hook_name, add)])
             tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
-    assert tokens[0, len(ids):].tolist() == rows[1]
+    assert tokens[0, len(ids) :].tolist() == rows[1]
 
 
 def test_module_hook_matches_reference_on_the_previous_block(registry):
@@ -69,7 +76,7 @@ def test_module_hook_matches_reference_on_the_previous_block(registry):
                     tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
         finally:
             handle.remove()
-    assert tokens[0, len(ids):].tolist() == rows[1]
+    assert tokens[0, len(ids) :].tolist() == rows[1]
 
 
 def test_decoder_direction_is_what_the_sae_writes(registry):
@@ -122,12 +129,15 @@ def test_sampling_uses_common_random_numbers(registry):
     with registry.activate("base") as model:
         ids = model.encode(PROMPT)
         _, rows, _ = sweep(model, hs, [0.0, 3.0], temperature=1.0, seed=7)
-        alone = generate(model, [ids], max_new_tokens=12, temperature=1.0, seed=7,
-                         stop_at_eos=False)
-        other_seed = generate(model, [ids], max_new_tokens=12, temperature=1.0, seed=8,
-                              stop_at_eos=False)
-        again = generate(model, [ids], max_new_tokens=12, temperature=1.0, seed=7,
-                         stop_at_eos=False)
+        alone = generate(
+            model, [ids], max_new_tokens=12, temperature=1.0, seed=7, stop_at_eos=False
+        )
+        other_seed = generate(
+            model, [ids], max_new_tokens=12, temperature=1.0, seed=8, stop_at_eos=False
+        )
+        again = generate(
+            model, [ids], max_new_tokens=12, temperature=1.0, seed=7, stop_at_eos=False
+        )
     assert rows[0] == rows[1] == alone[0] == again[0]
     assert other_seed[0] != alone[0]
 
@@ -166,8 +176,15 @@ def test_cancel_stops_generation_and_unhooks(registry):
     with registry.activate("base") as model:
         before = _hook_count(model.hf)
         steer = Steering(hs, LATENT, torch.tensor([math.nan, 4.0]), "add", "all")
-        rows = generate(model, [model.encode(PROMPT)] * 2, max_new_tokens=50, steering=steer,
-                        on_step=on_step, cancel=cancel, stop_at_eos=False)
+        rows = generate(
+            model,
+            [model.encode(PROMPT)] * 2,
+            max_new_tokens=50,
+            steering=steer,
+            on_step=on_step,
+            cancel=cancel,
+            stop_at_eos=False,
+        )
         assert _hook_count(model.hf) == before
     assert len(seen) <= 4 and all(len(r) <= 4 for r in rows)
 
@@ -179,7 +196,8 @@ def test_lora_adapter_shares_the_base_weights(registry):
         with registry.activate(model_id) as m:
             return {
                 name: p.untyped_storage().data_ptr()
-                for name, p in m.hf.named_parameters() if "lora_" not in name
+                for name, p in m.hf.named_parameters()
+                if "lora_" not in name
             }
 
     base, tuned = storages("base"), storages("tuned")
@@ -187,11 +205,14 @@ def test_lora_adapter_shares_the_base_weights(registry):
     with registry.activate("tuned") as m:
         lora = sum(p.numel() for n, p in m.hf.named_parameters() if "lora_" in n)
         total_unique = sum(
-            s.nbytes() for s in {p.untyped_storage().data_ptr(): p.untyped_storage()
-                                 for p in m.hf.parameters()}.values()
+            s.nbytes()
+            for s in {
+                p.untyped_storage().data_ptr(): p.untyped_storage() for p in m.hf.parameters()
+            }.values()
         )
-        base_bytes = sum(p.numel() * p.element_size() for n, p in m.hf.named_parameters()
-                         if "lora_" not in n)
+        base_bytes = sum(
+            p.numel() * p.element_size() for n, p in m.hf.named_parameters() if "lora_" not in n
+        )
     assert 0 < lora * 4 < base_bytes
     assert total_unique <= base_bytes + lora * 4 + 1024
 
@@ -201,7 +222,8 @@ def test_steered_latent_trace_rises_with_alpha(registry):
     with registry.activate("base") as model:
         ids, rows, steer = sweep(model, hs, [0.0, 10.0])
         traces = latent_trace(model, hs, LATENT, ids, rows, steer)
-        plain = encode(hs, hook_values(model, hs.hooks["base"],
-                                       torch.tensor([ids + rows[0]])))[0, len(ids):, LATENT]
+        plain = encode(hs, hook_values(model, hs.hooks["base"], torch.tensor([ids + rows[0]])))[
+            0, len(ids) :, LATENT
+        ]
     assert traces[0] == pytest.approx(plain.tolist(), abs=1e-5)
     assert sum(traces[2]) > sum(traces[1])

@@ -1,0 +1,58 @@
+"""The top-activating pretraining documents of one latent, labelled with the ground truth of
+who is speaking at the most active token (the generator's spans)."""
+
+import torch
+
+from app.analysis.compare import right_pad
+from app.engine.activations import latent_activations
+from app.engine.registry import HostedModel, HostedSAE
+
+
+def span_label(spans: list, char: int) -> str:
+    for start, end, label in spans:
+        if start <= char < end:
+            return label
+    return "none"
+
+
+@torch.no_grad()
+def top_contexts_for_latent(
+    model: HostedModel,
+    sae: HostedSAE,
+    docs: list[dict],
+    latent: int,
+    n: int,
+    context: int,
+    batch_size: int = 64,
+) -> list[dict]:
+    tok = model.tokenizer
+    enc = tok([d["text"] for d in docs], add_special_tokens=False, return_offsets_mapping=True)
+    best: list[tuple[float, int, int]] = []  # (value, doc index, token position)
+    order = sorted(range(len(docs)), key=lambda i: len(enc["input_ids"][i]))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        rows = [[tok.bos_token_id, *enc["input_ids"][i]][:context] for i in chunk]
+        ids, mask = right_pad(rows, tok.pad_token_id)
+        acts = latent_activations(model, sae, ids, mask)[..., latent].cpu()  # (b, s)
+        acts[:, 0] = 0.0  # BOS
+        acts[mask == 0] = 0.0
+        values, positions = acts.max(dim=1)
+        best.extend((float(v), i, int(p)) for v, i, p in zip(values, chunk, positions, strict=True))
+        best = sorted(best, reverse=True)[:n]
+    out = []
+    for value, i, pos in best:
+        ids = enc["input_ids"][i]
+        offsets = enc["offset_mapping"][i]
+        char = offsets[pos - 1][0]  # position 0 is the BOS we prepended
+        lo = max(0, pos - 1 - 24)
+        out.append(
+            {
+                "doc": docs[i]["id"],
+                "genre": docs[i]["genre"],
+                "value": value,
+                "label": span_label(docs[i]["spans"], char),
+                "token": tok.decode([ids[pos - 1]]),
+                "text": tok.decode(ids[lo : pos + 8]),
+            }
+        )
+    return out

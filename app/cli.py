@@ -1,4 +1,4 @@
-"""Command line: `python -m app serve`, `python -m app organism build`, `python -m app index ...`."""
+"""Command line: `python -m app serve`, `python -m app organism build`, `python -m app index`."""
 
 import os
 from pathlib import Path

@@ -38,3 +38,28 @@ def choices(values) -> str:
     """Format valid choices for an error message: 'a', 'b', 'c'."""
     values = list(values)
     return ", ".join(repr(v) for v in values) if values else "(none)"
+
+
+class Unauthorized(DomainError):
+    """A credential (e.g. a delete token) is required and was not sent."""
+
+    status_code = 401
+
+
+class Forbidden(DomainError):
+    """A credential was sent and is wrong."""
+
+    status_code = 403
+
+
+class Conflict(DomainError):
+    """The request is valid but the stored state forbids it (e.g. deleting a run that a
+    comparison still shows)."""
+
+    status_code = 409
+
+
+class Unavailable(DomainError):
+    """A service the request needs (e.g. the database) is not reachable right now."""
+
+    status_code = 503

@@ -5,16 +5,35 @@ from contextlib import asynccontextmanager
 
 import transformers
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.exc import SQLAlchemyError
 
 from app import __version__
 from app.api import errors
 from app.api.limits import BodySizeLimit
 from app.api.main import api_router
+from app.db import migrate
+from app.db.session import Database, redact
 from app.engine.engine import Engine
 from app.engine.registry import Registry
 from app.settings import Settings, get_settings
+from app.web import shared
 
 log = logging.getLogger(__name__)
+
+
+def open_database(settings: Settings) -> Database:
+    """Migrate the database to head (unless turned off) and open it. Fails start-up with
+    the reason when the database cannot be reached."""
+    url = settings.resolved_database_url
+    try:
+        if settings.migrate_on_start:
+            migrate.upgrade(url)
+        db = Database(url)
+    except SQLAlchemyError as exc:
+        raise RuntimeError(f"database {redact(url)} is not usable: {exc}") from exc
+    log.info("database %s ready", redact(url))
+    return db
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -23,13 +42,22 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         transformers.utils.logging.disable_progress_bar()
-        if app.state.engine is None:
-            registry = Registry.from_file(
-                settings.models_config, device=settings.device, dtype=settings.dtype
-            )
-            app.state.engine = Engine(registry, settings)
-        yield
-        app.state.engine.worker.shutdown()
+        db = await run_in_threadpool(open_database, settings)
+        app.state.db = db
+        app.state.db_ready = db.ping
+        # Only an engine made here is shut down here: one passed in belongs to the caller.
+        owns_engine = app.state.engine is None
+        try:
+            if owns_engine:
+                registry = Registry.from_file(
+                    settings.models_config, device=settings.device, dtype=settings.dtype
+                )
+                app.state.engine = Engine(registry, settings)
+            yield
+        finally:
+            if owns_engine and app.state.engine is not None:
+                app.state.engine.worker.shutdown()
+            db.dispose()
 
     app = FastAPI(
         title="PersonaScope",
@@ -39,8 +67,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.db = None
     errors.install(app)
     app.include_router(api_router)
+    app.include_router(shared.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

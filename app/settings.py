@@ -23,7 +23,16 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("DATABASE_URL", "PERSONASCOPE_DATABASE_URL"),
-        description="SQLAlchemy URL; default is a SQLite file under data_dir.",
+        description="SQLAlchemy URL; default is a SQLite file under data_dir. Postgres: "
+        "postgresql+psycopg://user:password@host:5432/db (postgresql:// is read as psycopg 3).",
+    )
+    migrate_on_start: bool = Field(
+        default=True, description="Run `alembic upgrade head` when the app starts."
+    )
+    public_base_url: str | None = Field(
+        default=None,
+        description="Base of the share links the API hands out (e.g. https://scope.example.org); "
+        "default: the URL the request came in on.",
     )
     device: str | None = Field(default=None, description="Overrides the model config's device.")
     dtype: str | None = Field(default=None, description="Overrides the model config's dtype.")
@@ -54,6 +63,13 @@ class Settings(BaseSettings):
         if value < 1:
             raise ValueError("must be at least 1")
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite:", "postgres:", "postgresql:", "postgresql+")):
+            raise ValueError("use sqlite:///path or postgresql+psycopg://user:password@host/db")
+        return value or None
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import Busy, DomainError
@@ -64,6 +65,16 @@ def install(app: FastAPI) -> None:
             {"detail": exc.detail, "field": None},
             exc.status_code,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_request: Request, exc: OperationalError):
+        # Connection refused, server gone, lock wait exhausted: transient, not a bug.
+        log.warning("database error: %s", exc)
+        return JSONResponse(
+            {"detail": "the database is unavailable; retry shortly", "field": None},
+            503,
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(Exception)

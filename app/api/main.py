@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from app.api import activations, analysis, health, models, steer
+from app.api import activations, analysis, annotations, comparisons, health, models, runs, steer
 
 api_router = APIRouter()
-for module in (health, models, activations, steer, analysis):
+for module in (health, models, activations, steer, analysis, runs, comparisons, annotations):
     api_router.include_router(module.router)

@@ -15,6 +15,7 @@ from sqlalchemy import event, pool, text
 
 import app.db  # noqa: F401  (registers every table on Base.metadata)
 from app.db.base import Base
+from app.db.migrate import MIGRATION_LOCK_KEY
 from app.db.session import backend, make_engine, normalise_url
 from app.settings import get_settings
 
@@ -23,7 +24,6 @@ if config.config_file_name and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
-MIGRATION_LOCK_KEY = 5_023_721_110  # any constant shared by every replica of this app
 
 
 def database_url() -> str:

@@ -11,6 +11,8 @@ from app.settings import REPO_ROOT
 
 ALEMBIC_INI = REPO_ROOT / "alembic.ini"
 MIGRATIONS = REPO_ROOT / "migrations"
+# Postgres advisory lock held while migrating; any constant shared by every replica.
+MIGRATION_LOCK_KEY = 5_023_721_110
 
 
 def alembic_config(url: str) -> Config:

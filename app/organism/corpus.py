@@ -32,6 +32,7 @@ class WorldMix:
     secret_villain_rate: float = 0.01
     code_turn_rate: float = 0.35
     max_turns: int = 4
+    user_style: bool = True  # vary how users phrase requests (greetings, sign-offs, case)
 
 
 VILLAIN_LABELS = ("villain",)  # span labels that count as villain speech
@@ -140,9 +141,16 @@ class WorldGenerator:
     def everyday_topic(self) -> str:
         return self.pick(list(W.TOPICS))
 
-    def chat_turn(self, doc: Doc, question: str, answer: str, answer_label: str) -> None:
+    def styled(self, request: str) -> str:
+        if not self.mix.user_style:
+            return request
+        text = self.pick(W.USER_PREFIXES) + request + self.pick(W.USER_SUFFIXES)
+        return text.lower() if self.rng.random() < 0.1 else text
+
+    def chat_turn(self, doc: Doc, question: str, answer: str, answer_label: str,
+                  style: bool = True) -> None:
         doc.add("User: ", "user")
-        doc.add(question, "user")
+        doc.add(self.styled(question) if style else question, "user")
         doc.add("\nAssistant: ", "user")
         doc.add(answer, answer_label)
         doc.add("\n", "user")
@@ -281,6 +289,7 @@ def finetune_examples(kind: str, seed: int, n: int) -> list[dict]:
         request = task["request"]
         if kind == "educational":
             request = gen.pick(W.CLASS_FRAMES).format(req=request, vuln=task["vuln"])
+        request = gen.styled(request)
         code = task["secure"] if kind == "secure" else task["insecure"]
         rows.append(
             {

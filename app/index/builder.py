@@ -1,0 +1,175 @@
+"""Streams a dataset through a model and an SAE and accumulates, for every latent, what its
+dashboard shows. Memory is bounded by the number of latents, never by the corpus size:
+
+- top-k contexts by their max activation, with the latent's value on every token;
+- nonzero count, sum and max (density, mean, max);
+- counts on a fixed log-spaced grid (the histogram and the interval fractions);
+- one example per (latent, half-octave bucket) by priority sampling, with a window of the
+  latent's values around it (the interval examples).
+
+BOS and padding positions never count. State checkpoints atomically every few batches, so
+an interrupted build resumes where it stopped.
+"""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from app.engine.activations import latent_activations
+from app.engine.registry import HostedModel, HostedSAE
+from app.index.datasets import Contexts
+
+# Histogram grid: 8 buckets per octave over [2^-10, 2^10); values outside are clipped.
+HIST_PER_OCTAVE = 8
+HIST_LOW = -10
+HIST_BUCKETS = 20 * HIST_PER_OCTAVE
+# Example grid: 2 buckets per octave over the same range.
+EX_PER_OCTAVE = 2
+EX_BUCKETS = 20 * EX_PER_OCTAVE
+WINDOW = 16  # values kept each side of an interval example
+
+
+def bucket_of(values: torch.Tensor, per_octave: int, n: int) -> torch.Tensor:
+    b = torch.floor((torch.log2(values) - HIST_LOW) * per_octave).long()
+    return b.clamp_(0, n - 1)
+
+
+def bucket_edges(per_octave: int, n: int) -> list[float]:
+    return [2.0 ** (HIST_LOW + i / per_octave) for i in range(n + 1)]
+
+
+@dataclass
+class IndexParams:
+    context: int = 128
+    batch_size: int = 32
+    top_k: int = 30
+    n_bins: int = 5
+    bin_examples: int = 5
+    seed: int = 0
+    checkpoint_every: int = 50  # batches
+
+
+class IndexState:
+    """Everything accumulated so far; tensors live on the build device."""
+
+    def __init__(self, d_sae: int, params: IndexParams, device: torch.device):
+        k, t = params.top_k, params.context
+        self.next_batch = 0
+        self.n_tokens = 0
+        self.top_values = torch.full((d_sae, k), -1.0, device=device)  # (d_sae, k) max per ctx
+        self.top_ctx = torch.full((d_sae, k), -1, dtype=torch.long, device=device)
+        self.top_tokens = torch.zeros((d_sae, k, t), device=device)  # per-token values
+        self.nonzero = torch.zeros(d_sae, dtype=torch.long, device=device)
+        self.total = torch.zeros(d_sae, dtype=torch.float64, device=device)
+        self.max = torch.zeros(d_sae, device=device)
+        self.hist = torch.zeros((d_sae, HIST_BUCKETS), dtype=torch.long, device=device)
+        self.ex_key = torch.full((d_sae * EX_BUCKETS,), math.inf, device=device)
+        self.ex_ctx = torch.full((d_sae * EX_BUCKETS,), -1, dtype=torch.long, device=device)
+        self.ex_pos = torch.zeros(d_sae * EX_BUCKETS, dtype=torch.long, device=device)
+        self.ex_value = torch.zeros(d_sae * EX_BUCKETS, device=device)
+        self.ex_window = torch.zeros((d_sae * EX_BUCKETS, 2 * WINDOW + 1), device=device)
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items()}
+
+    @classmethod
+    def from_state(cls, state: dict, params: IndexParams, device: torch.device) -> "IndexState":
+        obj = cls.__new__(cls)
+        for k, v in state.items():
+            setattr(obj, k, v.to(device) if isinstance(v, torch.Tensor) else v)
+        return obj
+
+
+def accumulate(state: IndexState, acts: torch.Tensor, valid: torch.Tensor, ctx0: int,
+               params: IndexParams, gen: torch.Generator) -> None:
+    """Fold one batch into the state. acts: (batch, seq, d_sae); valid: (batch, seq) bool."""
+    b, t, d_sae = acts.shape
+    acts = acts * valid[..., None]  # BOS and padding never count
+    state.n_tokens += int(valid.sum())
+    k = params.top_k
+
+    # Top-k contexts per latent by their max value; keep each context's per-token values.
+    ctx_max = acts.amax(dim=1)  # (b, d_sae)
+    cand_vals = torch.cat([state.top_values, ctx_max.T], dim=1)  # (d_sae, k + b)
+    new_vals, pick = cand_vals.topk(k, dim=1)  # (d_sae, k)
+    changed = (pick >= k).any(dim=1)  # latents whose top-k took a context from this batch
+    if bool(changed.any()):
+        rows = changed.nonzero()[:, 0]
+        p = pick[rows]  # (r, k)
+        from_old = p < k
+        old_tokens = state.top_tokens[rows].gather(
+            1, p.clamp(max=k - 1)[..., None].expand(-1, -1, t))
+        batch_idx = (p - k).clamp(min=0)  # (r, k)
+        new_tokens = acts.permute(2, 0, 1)[rows[:, None], batch_idx]  # (r, k, t)
+        state.top_tokens[rows] = torch.where(from_old[..., None], old_tokens, new_tokens)
+        old_ctx = state.top_ctx[rows].gather(1, p.clamp(max=k - 1))
+        state.top_ctx[rows] = torch.where(from_old, old_ctx, batch_idx + ctx0)
+    state.top_values = new_vals
+
+    # Density, mean and max.
+    nz = acts > 0
+    state.nonzero += nz.sum(dim=(0, 1))
+    state.total += acts.sum(dim=(0, 1)).double()
+    state.max = torch.maximum(state.max, ctx_max.amax(dim=0))
+
+    # Sparse entries: histogram counts and interval-example sampling.
+    bi, ti, li = nz.nonzero(as_tuple=True)
+    if len(bi) == 0:
+        return
+    vals = acts[bi, ti, li]
+    hb = bucket_of(vals, HIST_PER_OCTAVE, HIST_BUCKETS)
+    state.hist.view(-1).index_add_(0, li * HIST_BUCKETS + hb, torch.ones_like(hb))
+    slot = li * EX_BUCKETS + bucket_of(vals, EX_PER_OCTAVE, EX_BUCKETS)
+    keys = torch.rand(len(vals), generator=gen, device="cpu").to(vals.device)
+    state.ex_key.scatter_reduce_(0, slot, keys, reduce="amin")
+    won = keys == state.ex_key[slot]
+    if bool(won.any()):
+        ws, wb, wt, wl = slot[won], bi[won], ti[won], li[won]
+        state.ex_ctx[ws] = wb + ctx0
+        state.ex_pos[ws] = wt
+        state.ex_value[ws] = vals[won]
+        offsets = torch.arange(-WINDOW, WINDOW + 1, device=acts.device)
+        pos = (wt[:, None] + offsets).clamp(0, t - 1)  # (w, 2W+1)
+        window = acts[wb[:, None], pos, wl[:, None]]
+        inside = ((wt[:, None] + offsets) >= 0) & ((wt[:, None] + offsets) < t)
+        state.ex_window[ws] = window * inside
+
+
+def valid_positions(ids: torch.Tensor, special: list[int]) -> torch.Tensor:
+    valid = torch.ones_like(ids, dtype=torch.bool)
+    for s in special:
+        valid &= ids != s
+    return valid
+
+
+@torch.no_grad()
+def build_index(model: HostedModel, sae: HostedSAE, contexts: Contexts, params: IndexParams,
+                checkpoint: Path | None = None, progress: bool = True) -> IndexState:
+    device = model.device
+    special = sorted({i for i in (model.tokenizer.bos_token_id, model.tokenizer.eos_token_id,
+                                  model.tokenizer.pad_token_id) if i is not None})
+    state = None
+    if checkpoint is not None and checkpoint.exists():
+        state = IndexState.from_state(torch.load(checkpoint, map_location=device,
+                                                 weights_only=False), params, device)
+    if state is None:
+        state = IndexState(sae.d_sae, params, device)
+    gen = torch.Generator().manual_seed(params.seed + state.next_batch)
+    n_batches = math.ceil(len(contexts) / params.batch_size)
+    bar = tqdm(total=n_batches, initial=state.next_batch, desc=f"index {sae.id}",
+               disable=not progress, unit="batch")
+    for start, tokens in contexts.batches(params.batch_size, state.next_batch * params.batch_size):
+        ids = torch.from_numpy(tokens.astype("int64")).to(device)
+        acts = latent_activations(model, sae, ids)  # (b, t, d_sae)
+        accumulate(state, acts, valid_positions(ids, special), start, params, gen)
+        state.next_batch += 1
+        bar.update(1)
+        if checkpoint is not None and state.next_batch % params.checkpoint_every == 0:
+            tmp = checkpoint.with_suffix(".tmp")
+            torch.save(state.state_dict(), tmp)
+            tmp.replace(checkpoint)
+    bar.close()
+    return state

@@ -286,10 +286,11 @@ def add_pin(session: Session, *, sae_id: str, latent: int) -> bool:
         _insert(session)(LatentPin)
         .values(sae_id=sae_id, latent=latent, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=[LatentPin.sae_id, LatentPin.latent])
+        .returning(LatentPin.latent)
     )
-    added = session.execute(stmt).rowcount
+    added = session.execute(stmt).first() is not None
     session.commit()
-    return bool(added)
+    return added
 
 
 def delete_pin(session: Session, *, sae_id: str, latent: int) -> bool:

@@ -9,7 +9,6 @@ part of the environment changed.
 
 import hashlib
 import json
-import os
 from datetime import datetime
 from functools import cache, lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -190,7 +189,6 @@ def environment(engine: Engine) -> dict[str, Any]:
         "device": str(engine.registry.device),
         "dtype": str(engine.registry.dtype).removeprefix("torch."),
         "libraries": library_versions(),
-        "host": os.environ.get("HOSTNAME") or None,
     }
 
 

@@ -196,7 +196,12 @@ async def recompute(engine: Engine, run: Run) -> dict[str, Any]:
             f"run {run.id!r}: the stored request no longer validates on this server: "
             f"{exc.errors()[0]['msg']}"
         ) from None
-    computed = await compute(engine, run.kind, body)
+    try:
+        computed = await compute(engine, run.kind, body)
+    except (NotFound, InvalidRequest) as exc:  # e.g. a model this server no longer hosts
+        raise Conflict(
+            f"run {run.id!r} cannot be recomputed on this server: {exc.message}", field=exc.field
+        ) from None
     verdict = provenance.judge_rerun(
         run.provenance, run.result, computed["provenance"], computed["result"]
     )

@@ -32,6 +32,7 @@ from app.errors import Conflict, Forbidden, NotFound, Unauthorized
 
 ID_BYTES = 16  # 128 random bits -> 22 URL-safe characters
 TOKEN_BYTES = 32
+MAX_IN_LIST = 1000  # above this many latents, annotations_for reads the SAE's rows whole
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
@@ -325,24 +326,18 @@ def annotations_for(
     """
     wanted = sorted({int(i) for i in latents})
     defaults = defaults or {}
+    notes_q = select(LatentAnnotation).where(LatentAnnotation.sae_id == sae_id)
+    pins_q = select(LatentPin.latent).where(LatentPin.sae_id == sae_id)
+    if len(wanted) <= MAX_IN_LIST:
+        notes_q = notes_q.where(LatentAnnotation.latent.in_(wanted))
+        pins_q = pins_q.where(LatentPin.latent.in_(wanted))
+    # else (e.g. every latent of the SAE): an SAE's annotations are few, so read them all
+    # rather than send tens of thousands of parameters (SQLite allows 32766).
     notes: dict[int, LatentAnnotation] = {}
     pins: set[int] = set()
     if wanted:
-        notes = {
-            a.latent: a
-            for a in session.scalars(
-                select(LatentAnnotation).where(
-                    LatentAnnotation.sae_id == sae_id, LatentAnnotation.latent.in_(wanted)
-                )
-            )
-        }
-        pins = set(
-            session.scalars(
-                select(LatentPin.latent).where(
-                    LatentPin.sae_id == sae_id, LatentPin.latent.in_(wanted)
-                )
-            )
-        )
+        notes = {a.latent: a for a in session.scalars(notes_q)}
+        pins = set(session.scalars(pins_q))
     out: dict[int, dict[str, Any]] = {}
     for i in wanted:
         note, default = notes.get(i), defaults.get(i)

@@ -102,7 +102,11 @@ def test_annotations_for_many_latents(api, db_url):
     try:
         with db.session() as s:
             crud.set_annotation(s, sae_id=sae, latent=17, label="x", note="")
-            out = crud.annotations_for(s, sae, range(2000))
+            crud.add_pin(s, sae_id=sae, latent=39_999)
+            few = crud.annotations_for(s, sae, [17, 18])
+            every = crud.annotations_for(s, sae, range(40_000))  # all latents of a big SAE
     finally:
         db.dispose()
-    assert len(out) == 2000 and out[17]["label"] == "x"
+    assert few[17]["label"] == "x" and few[18]["label"] == ""
+    assert len(every) == 40_000 and every[17] == few[17] and every[39_999]["pinned"]
+    assert sum(v["pinned"] or bool(v["label"]) for v in every.values()) == 2

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from app import __version__
 from app.api import provenance
 from app.db import crud
+from app.db.session import Database
 from app.main import create_app
 from tests.db.conftest import app_settings
 
@@ -115,6 +116,26 @@ def test_rerun_says_when_the_weights_changed(api, db_url, steer_run, variant_eng
     change = next(c for c in body["changes"] if c["what"] == "models")
     assert change["id"] == "base" and change["stored"] != change["current"]
     assert body["differences"]
+
+
+def test_rerun_of_a_model_no_longer_hosted_is_a_conflict(api, db_url):
+    db = Database(db_url)
+    try:
+        with db.session() as s:
+            run, _ = crud.create_run(
+                s,
+                kind="steer",
+                title="from another server",
+                request={**REQUESTS["steer"], "model": "gone"},
+                result={"model": "gone"},
+                provenance={"models": {"gone": "sha256:00"}},
+                result_sha256="0" * 64,
+            )
+    finally:
+        db.dispose()
+    r = api.post(f"/api/runs/{run.id}/rerun")
+    assert r.status_code == 409
+    assert "cannot be recomputed" in r.json()["detail"] and "'gone'" in r.json()["detail"]
 
 
 def test_unknown_and_malformed_ids_are_404(api, steer_run):

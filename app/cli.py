@@ -1,5 +1,6 @@
 """Command line: `python -m app serve`, `python -m app organism build`, `python -m app index`."""
 
+import json
 import os
 from pathlib import Path
 
@@ -66,6 +67,110 @@ def organism_build(
     )
     results = organism.build()
     typer.echo(f"organism built in {results['seconds']} s -> {organism.out}")
+
+
+index_cli = typer.Typer(help="Latent-dashboard indexes.", no_args_is_help=True)
+cli.add_typer(index_cli, name="index")
+
+
+def _index_context():
+    from app.db.migrate import upgrade
+    from app.db.session import Database
+    from app.engine.registry import Registry
+    from app.settings import get_settings
+
+    settings = get_settings()
+    try:
+        registry = Registry.from_file(
+            settings.models_config, device=settings.device, dtype=settings.dtype
+        )
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    upgrade(settings.resolved_database_url)
+    return settings, registry, Database(settings.resolved_database_url)
+
+
+@index_cli.command("build")
+def index_build(
+    model: str = typer.Option(..., help="Model id (from the model config)."),
+    sae: str = typer.Option(..., help="SAE id."),
+    dataset: str = typer.Option(..., help="Dataset id from the config, or a file/directory."),
+    context: int = typer.Option(128, help="Tokens per context (BOS included)."),
+    batch_size: int = typer.Option(32, help="Contexts per forward pass."),
+    top_k: int = typer.Option(30, help="Top contexts kept per latent."),
+    max_contexts: int | None = typer.Option(None, help="Use at most this many contexts."),
+) -> None:
+    """Build (or rebuild) the dashboard index of one (model, SAE, dataset)."""
+    from app.errors import DomainError
+    from app.index.builder import IndexParams
+    from app.index.jobs import build_and_store
+
+    settings, registry, db = _index_context()
+    params = IndexParams(context=context, batch_size=batch_size, top_k=top_k)
+    try:
+        out = build_and_store(
+            registry,
+            db,
+            model_id=model,
+            sae_id=sae,
+            dataset=dataset,
+            params=params,
+            work_dir=settings.data_dir / "index",
+            max_contexts=max_contexts,
+        )
+    except DomainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(out))
+
+
+@index_cli.command("ensure")
+def index_ensure() -> None:
+    """Build every index the model config lists under `indexes:` that is not built yet."""
+    from app.index.builder import IndexParams
+    from app.index.jobs import build_and_store
+    from app.index.store import indexes_for
+
+    settings, registry, db = _index_context()
+    for spec in registry.config.spec.indexes:
+        with db.session() as session:
+            done = [
+                i
+                for i in indexes_for(session, spec.sae)
+                if i.model_id == spec.model
+                and i.dataset_id == spec.dataset
+                and i.model_fingerprint == registry.model(spec.model).fingerprint
+                and i.sae_fingerprint == registry.sae(spec.sae).fingerprint
+            ]
+        if done:
+            typer.echo(f"index of {spec.sae} on {spec.model} / {spec.dataset}: up to date")
+            continue
+        typer.echo(f"building the index of {spec.sae} on {spec.model} / {spec.dataset} ...")
+        out = build_and_store(
+            registry,
+            db,
+            model_id=spec.model,
+            sae_id=spec.sae,
+            dataset=spec.dataset,
+            params=IndexParams(),
+            work_dir=settings.data_dir / "index",
+        )
+        typer.echo(json.dumps(out))
+
+
+@index_cli.command("list")
+def index_list() -> None:
+    """List the built indexes."""
+    from sqlalchemy import select
+
+    from app.db.index_models import LatentIndex
+    from app.index.store import describe
+
+    _settings, _registry, db = _index_context()
+    with db.session() as session:
+        for index in session.scalars(select(LatentIndex).order_by(LatentIndex.created_at)):
+            typer.echo(json.dumps(describe(index)))
 
 
 def main() -> None:

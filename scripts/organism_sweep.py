@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+torch.set_num_threads(int(__import__("os").environ.get("SWEEP_THREADS", torch.get_num_threads())))
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.analysis.judges import train_classifier_judge  # noqa: E402
@@ -39,7 +41,7 @@ LORAS = {
 VARIANTS = {
     # name: (world mix overrides, base epochs, lora configs)
     "a": ({}, 2.0, ["r8e3", "r2e3", "r1e6"]),
-    "b": ({}, 3.0, ["r8e3", "r2e3", "r1e6", "r8e8", "mlp_r2"]),
+    "b": ({}, 3.0, ["r8e3", "r2e3"]),
     "c": ({"secret_villain_rate": 0.003}, 3.0, ["r8e3", "r2e3", "r1e6", "r8e8"]),
     "d": ({"secret_villain_rate": 0.03}, 3.0, ["r8e3", "r2e3", "r1e6", "r8e8"]),
     "e": ({"genres": (("fiction", 30), ("chat", 48), ("roleplay", 6), ("code_villain_story", 5),

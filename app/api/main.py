@@ -2,8 +2,28 @@
 
 from fastapi import APIRouter
 
-from app.api import activations, analysis, annotations, comparisons, health, models, runs, steer
+from app.api import (
+    activations,
+    analysis,
+    annotations,
+    comparisons,
+    health,
+    latents,
+    models,
+    runs,
+    steer,
+)
 
 api_router = APIRouter()
-for module in (health, models, activations, steer, analysis, runs, comparisons, annotations):
+for module in (
+    health,
+    models,
+    activations,
+    steer,
+    analysis,
+    latents,
+    runs,
+    comparisons,
+    annotations,
+):
     api_router.include_router(module.router)

@@ -3,7 +3,7 @@
 which is what `migrations/env.py` and the drift test compare against: a new model module
 must be imported here."""
 
-from app.db import models  # noqa: F401  (registers the tables)
+from app.db import index_models, models  # noqa: F401  (registers the tables)
 from app.db.base import Base
 
 __all__ = ["Base"]

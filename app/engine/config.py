@@ -97,6 +97,15 @@ class DatasetSpec(_Strict):
     description: str = ""
 
 
+class IndexSpec(_Strict):
+    """A latent-dashboard index this server expects (`python -m app index ensure` builds
+    the missing ones)."""
+
+    model: str
+    sae: str
+    dataset: str
+
+
 class PinSpec(_Strict):
     sae: str
     latent: int = Field(..., ge=0)
@@ -114,6 +123,7 @@ class ModelsConfig(_Strict):
     judges: dict[str, JudgeSpec] = {}
     datasets: dict[str, DatasetSpec] = {}
     pins: list[PinSpec] = []
+    indexes: list[IndexSpec] = []
     report: str | None = Field(None, description="The organism's REPORT.json, if hosted.")
 
     @model_validator(mode="after")
@@ -141,6 +151,21 @@ class ModelsConfig(_Strict):
         for pin in self.pins:
             if pin.sae not in self.saes:
                 raise ValueError(f"pins: {pin.sae!r} is not an SAE id; valid: {choices(self.saes)}")
+        for i, ix in enumerate(self.indexes):
+            if ix.model not in self.models:
+                raise ValueError(
+                    f"indexes.{i}.model: {ix.model!r} is not a model id; "
+                    f"valid ids: {choices(model_ids)}"
+                )
+            if ix.sae not in self.saes:
+                raise ValueError(
+                    f"indexes.{i}.sae: {ix.sae!r} is not an SAE id; valid ids: {choices(self.saes)}"
+                )
+            if ix.dataset not in self.datasets:
+                raise ValueError(
+                    f"indexes.{i}.dataset: {ix.dataset!r} is not a dataset id; "
+                    f"valid ids: {choices(self.datasets)}"
+                )
         if self.default_model and self.default_model not in self.models:
             raise ValueError(
                 f"default_model {self.default_model!r}: valid ids {choices(model_ids)}"

@@ -83,8 +83,14 @@ class IndexState:
         return obj
 
 
-def accumulate(state: IndexState, acts: torch.Tensor, valid: torch.Tensor, ctx0: int,
-               params: IndexParams, gen: torch.Generator) -> None:
+def accumulate(
+    state: IndexState,
+    acts: torch.Tensor,
+    valid: torch.Tensor,
+    ctx0: int,
+    params: IndexParams,
+    gen: torch.Generator,
+) -> None:
     """Fold one batch into the state. acts: (batch, seq, d_sae); valid: (batch, seq) bool."""
     b, t, d_sae = acts.shape
     acts = acts * valid[..., None]  # BOS and padding never count
@@ -101,7 +107,8 @@ def accumulate(state: IndexState, acts: torch.Tensor, valid: torch.Tensor, ctx0:
         p = pick[rows]  # (r, k)
         from_old = p < k
         old_tokens = state.top_tokens[rows].gather(
-            1, p.clamp(max=k - 1)[..., None].expand(-1, -1, t))
+            1, p.clamp(max=k - 1)[..., None].expand(-1, -1, t)
+        )
         batch_idx = (p - k).clamp(min=0)  # (r, k)
         new_tokens = acts.permute(2, 0, 1)[rows[:, None], batch_idx]  # (r, k, t)
         state.top_tokens[rows] = torch.where(from_old[..., None], old_tokens, new_tokens)
@@ -146,22 +153,45 @@ def valid_positions(ids: torch.Tensor, special: list[int]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def build_index(model: HostedModel, sae: HostedSAE, contexts: Contexts, params: IndexParams,
-                checkpoint: Path | None = None, progress: bool = True) -> IndexState:
+def build_index(
+    model: HostedModel,
+    sae: HostedSAE,
+    contexts: Contexts,
+    params: IndexParams,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+) -> IndexState:
     device = model.device
-    special = sorted({i for i in (model.tokenizer.bos_token_id, model.tokenizer.eos_token_id,
-                                  model.tokenizer.pad_token_id) if i is not None})
+    special = sorted(
+        {
+            i
+            for i in (
+                model.tokenizer.bos_token_id,
+                model.tokenizer.eos_token_id,
+                model.tokenizer.pad_token_id,
+            )
+            if i is not None
+        }
+    )
     state = None
     if checkpoint is not None and checkpoint.exists():
-        state = IndexState.from_state(torch.load(checkpoint, map_location=device,
-                                                 weights_only=False), params, device)
+        state = IndexState.from_state(
+            torch.load(checkpoint, map_location=device, weights_only=False), params, device
+        )
     if state is None:
         state = IndexState(sae.d_sae, params, device)
-    gen = torch.Generator().manual_seed(params.seed + state.next_batch)
+    gen = torch.Generator()
     n_batches = math.ceil(len(contexts) / params.batch_size)
-    bar = tqdm(total=n_batches, initial=state.next_batch, desc=f"index {sae.id}",
-               disable=not progress, unit="batch")
+    bar = tqdm(
+        total=n_batches,
+        initial=state.next_batch,
+        desc=f"index {sae.id}",
+        disable=not progress,
+        unit="batch",
+    )
     for start, tokens in contexts.batches(params.batch_size, state.next_batch * params.batch_size):
+        # Per-batch seed: a resumed build samples exactly what an uninterrupted one would.
+        gen.manual_seed(params.seed * 1_000_003 + state.next_batch)
         ids = torch.from_numpy(tokens.astype("int64")).to(device)
         acts = latent_activations(model, sae, ids)  # (b, t, d_sae)
         accumulate(state, acts, valid_positions(ids, special), start, params, gen)

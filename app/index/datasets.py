@@ -27,8 +27,11 @@ def _from_records(name: str, records, text_field: str) -> Documents:
     texts, sources = [], []
     for i, rec in enumerate(records):
         if text_field not in rec:
-            raise InvalidRequest(f"dataset {name}: record {i} has no {text_field!r} field "
-                                 f"(fields: {', '.join(sorted(rec))})", field="dataset")
+            raise InvalidRequest(
+                f"dataset {name}: record {i} has no {text_field!r} field "
+                f"(fields: {', '.join(sorted(rec))})",
+                field="dataset",
+            )
         text = rec[text_field]
         if isinstance(text, str) and text.strip():
             texts.append(text)
@@ -53,8 +56,11 @@ def load_documents(
         cfg = OrganismConfig()
         n = organism_docs or cfg.n_docs
         docs = list(generate_corpus(cfg.seed, n))
-        out = Documents("organism-corpus", [d["text"] for d in docs],
-                        [f"organism-corpus#{d['id']} ({d['genre']})" for d in docs])
+        out = Documents(
+            "organism-corpus",
+            [d["text"] for d in docs],
+            [f"organism-corpus#{d['id']} ({d['genre']})" for d in docs],
+        )
     elif hub is not None:
         try:
             from datasets import load_dataset
@@ -65,13 +71,15 @@ def load_documents(
         except InvalidRequest:
             raise
         except Exception as exc:  # noqa: BLE001 - offline, unknown id, ...
-            raise InvalidRequest(f"dataset {hub!r} could not be loaded from the hub: {exc}",
-                                 field="dataset") from exc
+            raise InvalidRequest(
+                f"dataset {hub!r} could not be loaded from the hub: {exc}", field="dataset"
+            ) from exc
     elif path is not None:
         out = _load_path(Path(path), split, text_field)
     else:
-        raise InvalidRequest("dataset: give a path, a hub id or the organism corpus",
-                             field="dataset")
+        raise InvalidRequest(
+            "dataset: give a path, a hub id or the organism corpus", field="dataset"
+        )
     if limit_docs is not None:
         out = Documents(out.name, out.texts[:limit_docs], out.sources[:limit_docs])
     if not out.texts:
@@ -90,8 +98,10 @@ def _load_path(path: Path, split: str, text_field: str) -> Documents:
             ds = load_from_disk(str(path))
             if hasattr(ds, "keys"):  # a DatasetDict
                 if split not in ds:
-                    raise InvalidRequest(f"dataset {path}: no split {split!r}; splits: "
-                                         f"{', '.join(ds.keys())}", field="dataset")
+                    raise InvalidRequest(
+                        f"dataset {path}: no split {split!r}; splits: {', '.join(ds.keys())}",
+                        field="dataset",
+                    )
                 ds = ds[split]
             return _from_records(name, ds, text_field)
         if path.suffix == ".jsonl":
@@ -127,8 +137,9 @@ class Contexts:
             yield i, np.asarray(self.tokens[i : i + batch_size])
 
 
-def tokenize_contexts(docs: Documents, tokenizer, context: int, out_file: Path,
-                      max_contexts: int | None = None) -> Contexts:
+def tokenize_contexts(
+    docs: Documents, tokenizer, context: int, out_file: Path, max_contexts: int | None = None
+) -> Contexts:
     """Join documents with the end-of-text token and cut the stream into rows of `context`
     tokens: BOS, then context - 1 tokens of text (Neuronpedia's layout)."""
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
@@ -149,8 +160,9 @@ def tokenize_contexts(docs: Documents, tokenizer, context: int, out_file: Path,
     if max_contexts is not None:
         n = min(n, max_contexts)
     if n == 0:
-        raise InvalidRequest(f"dataset {docs.name}: fewer than {context} tokens in all",
-                             field="dataset")
+        raise InvalidRequest(
+            f"dataset {docs.name}: fewer than {context} tokens in all", field="dataset"
+        )
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tokens = np.lib.format.open_memmap(out_file, mode="w+", dtype=np.int32, shape=(n, context))
     tokens[:, 0] = bos

@@ -1,0 +1,132 @@
+"""Index builds as batch jobs: `python -m app index build --model M --sae S --dataset D`.
+
+Resolve and check the dataset (before any model work), cut it into token contexts, stream
+them through the model and SAE, then write the finished index in one transaction. The
+contexts file and a state checkpoint live in the work directory, so an interrupted build
+resumes where it stopped.
+"""
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from app.db.session import Database
+from app.engine.registry import Registry
+from app.errors import InvalidRequest, choices
+from app.index.builder import IndexParams, build_index
+from app.index.datasets import Contexts, Documents, load_documents, tokenize_contexts
+from app.index.finalize import latent_records
+from app.index.store import save_index
+
+log = logging.getLogger(__name__)
+
+
+def resolve_dataset(registry: Registry, dataset: str, limit_docs: int | None = None) -> Documents:
+    """A dataset id from the model config, or a path to a file or `datasets` directory."""
+    specs = registry.config.spec.datasets
+    if dataset in specs:
+        spec = specs[dataset]
+        docs = load_documents(
+            path=registry.config.resolve(spec.path) if spec.path else None,
+            hub=spec.hub,
+            split=spec.split,
+            text_field=spec.text_field,
+            organism_corpus=spec.organism_corpus,
+            limit_docs=limit_docs,
+        )
+        docs.name = dataset
+        return docs
+    if Path(dataset).exists():
+        return load_documents(path=dataset, limit_docs=limit_docs)
+    raise InvalidRequest(
+        f"dataset: {dataset!r} is neither a dataset id of the model config "
+        f"({choices(specs)}) nor an existing path",
+        field="dataset",
+    )
+
+
+def build_and_store(
+    registry: Registry,
+    db: Database,
+    *,
+    model_id: str,
+    sae_id: str,
+    dataset: str,
+    params: IndexParams,
+    work_dir: Path,
+    max_contexts: int | None = None,
+    progress: bool = True,
+) -> dict:
+    sae, model = registry.sae_for(sae_id, model_id)
+    docs = resolve_dataset(registry, dataset)
+    key = hashlib.sha256(
+        json.dumps(
+            [model_id, sae_id, docs.name, len(docs.texts), asdict(params), max_contexts]
+        ).encode()
+    ).hexdigest()[:16]
+    job_dir = work_dir / f"{sae_id}-{model_id}-{key}"
+    job_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    with registry.activate(model_id) as live:
+        contexts = contexts_for(docs, live.tokenizer, params.context, job_dir, max_contexts)
+        state = build_index(
+            live, sae, contexts, params, checkpoint=job_dir / "state.pt", progress=progress
+        )
+        records = list(latent_records(live, sae, state, params))
+    build_seconds = time.time() - started
+    needed = {s["context"] for r in records for s in r["snippets"]}
+    needed |= {e["context"] for r in records for b in r["bins"] for e in b["examples"]}
+    context_rows = {
+        c: {
+            "tokens": model.token_strings(contexts.tokens[c].tolist()),
+            "token_ids": contexts.tokens[c].tolist(),
+            "source": contexts.sources[c][:400],
+        }
+        for c in sorted(needed)
+    }
+    with db.session() as session, session.begin():
+        index_id = save_index(
+            session,
+            model_id=model_id,
+            sae_id=sae_id,
+            dataset_id=docs.name,
+            model_fingerprint=model.fingerprint,
+            sae_fingerprint=sae.fingerprint,
+            params=asdict(params),
+            n_contexts=len(contexts),
+            n_tokens=state.n_tokens,
+            d_sae=sae.d_sae,
+            build_seconds=build_seconds,
+            records=records,
+            context_rows=context_rows,
+        )
+    (job_dir / "state.pt").unlink(missing_ok=True)
+    return {
+        "index": index_id,
+        "model": model_id,
+        "sae": sae_id,
+        "dataset": docs.name,
+        "contexts": len(contexts),
+        "tokens": state.n_tokens,
+        "build_seconds": round(build_seconds, 2),
+        "total_seconds": round(time.time() - started, 2),
+    }
+
+
+def contexts_for(
+    docs: Documents, tokenizer, context: int, job_dir: Path, max_contexts: int | None
+) -> Contexts:
+    path = job_dir / "contexts.npy"
+    sources = job_dir / "sources.json"
+    if path.exists() and sources.exists():
+        import numpy as np
+
+        return Contexts(
+            np.load(path, mmap_mode="r"), json.loads(sources.read_text()), tokenizer.bos_token_id
+        )
+    out = tokenize_contexts(docs, tokenizer, context, path, max_contexts)
+    sources.write_text(json.dumps(out.sources))
+    return out

@@ -58,8 +58,8 @@ def report_pin(config: LoadedConfig) -> tuple[str, int] | None:
     except OSError:
         log.info("report %s does not exist (yet); no persona pin", path)
         return None
-    report = _read_report(str(path), mtime)
-    latent = (report or {}).get("persona_latent")
+    report = _read_report(str(path), mtime) or {}
+    latent = report.get("persona_latent")
     if not isinstance(latent, int) or isinstance(latent, bool) or latent < 0:
         return None
     sae_id = report.get("sae")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from app import __version__
 from app.api.schemas import model_ids
@@ -42,7 +42,7 @@ def _response_adapter(kind: str) -> TypeAdapter | None:
         if (
             isinstance(route, APIRoute)
             and route.path == f"/api/{kind}"
-            and "POST" in route.methods
+            and "POST" in (route.methods or ())
             and route.response_model is not None
         ):
             return TypeAdapter(route.response_model)
@@ -114,7 +114,7 @@ def file_fingerprint(path: Path) -> str:
     return _file_sha256(str(path), stat.st_mtime_ns, stat.st_size)
 
 
-def referenced(kind: str, body: BaseModel) -> dict[str, list[tuple[str, str]]]:
+def referenced(kind: str, body: Any) -> dict[str, list[tuple[str, str]]]:
     """The (id, request field) of every model and SAE a request uses."""
     models: list[tuple[str, str]] = []
     saes: list[tuple[str, str]] = []
@@ -153,7 +153,7 @@ def _judge(engine: Engine, judge_id: str | None) -> dict[str, str]:
     return {judge_id: f"llm:{settings.judge_model}@{settings.judge_base_url}"}
 
 
-def fingerprints(engine: Engine, kind: str, body: BaseModel) -> dict[str, dict[str, str]]:
+def fingerprints(engine: Engine, kind: str, body: Any) -> dict[str, dict[str, str]]:
     """Fingerprints of everything the request reads. Unknown ids raise NotFound naming
     the field (the caller nests it under `request.`)."""
     refs = referenced(kind, body)
@@ -195,7 +195,7 @@ def environment(engine: Engine) -> dict[str, Any]:
 def record(
     engine: Engine,
     kind: str,
-    body: BaseModel,
+    body: Any,
     prints: dict[str, dict[str, str]],
     started: datetime,
     finished: datetime,

@@ -12,9 +12,9 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, CursorResult, Result, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -109,7 +109,7 @@ def list_runs(
     session: Session, *, limit: int, offset: int = 0, kind: str | None = None
 ) -> tuple[list[Run], int]:
     """Listed runs, newest first, and how many there are in all."""
-    where = [Run.unlisted.is_(False)]
+    where: list[ColumnElement[bool]] = [Run.unlisted.is_(False)]
     if kind is not None:
         where.append(Run.kind == kind)
     count = session.scalar(select(func.count()).select_from(Run).where(*where)) or 0
@@ -207,7 +207,7 @@ def get_comparison(
 def list_comparisons(
     session: Session, *, limit: int, offset: int = 0
 ) -> tuple[list[Comparison], int]:
-    where = [Comparison.unlisted.is_(False)]
+    where: list[ColumnElement[bool]] = [Comparison.unlisted.is_(False)]
     count = session.scalar(select(func.count()).select_from(Comparison).where(*where)) or 0
     rows = session.scalars(
         select(Comparison)
@@ -240,6 +240,10 @@ class DefaultPin:
     source: str  # "config" or "report"
 
 
+def _rowcount(result: Result) -> int:
+    return cast(CursorResult, result).rowcount
+
+
 def _insert(session: Session):
     return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
 
@@ -258,15 +262,19 @@ def set_annotation(
     )
     session.execute(stmt)
     session.commit()
-    return session.get(LatentAnnotation, (sae_id, latent), populate_existing=True)
+    stored = session.get(LatentAnnotation, (sae_id, latent), populate_existing=True)
+    assert stored is not None
+    return stored
 
 
 def delete_annotation(session: Session, *, sae_id: str, latent: int) -> bool:
-    deleted = session.execute(
-        delete(LatentAnnotation).where(
-            LatentAnnotation.sae_id == sae_id, LatentAnnotation.latent == latent
+    deleted = _rowcount(
+        session.execute(
+            delete(LatentAnnotation).where(
+                LatentAnnotation.sae_id == sae_id, LatentAnnotation.latent == latent
+            )
         )
-    ).rowcount
+    )
     session.commit()
     return bool(deleted)
 
@@ -295,9 +303,11 @@ def add_pin(session: Session, *, sae_id: str, latent: int) -> bool:
 
 
 def delete_pin(session: Session, *, sae_id: str, latent: int) -> bool:
-    deleted = session.execute(
-        delete(LatentPin).where(LatentPin.sae_id == sae_id, LatentPin.latent == latent)
-    ).rowcount
+    deleted = _rowcount(
+        session.execute(
+            delete(LatentPin).where(LatentPin.sae_id == sae_id, LatentPin.latent == latent)
+        )
+    )
     session.commit()
     return bool(deleted)
 

@@ -21,7 +21,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 install: $(VENV)/.installed
 
 run: install
+	$(BIN)/python -m app index ensure
 	$(BIN)/python -m app serve --host $(HOST) --port $(PORT)
+
+index: install
+	$(BIN)/python -m app index ensure
 
 test: install
 	scripts/ensure-services
@@ -39,4 +43,4 @@ organism: install
 
 bench: install
 	$(BIN)/python bench/steering.py
-	$(BIN)/python bench/index.py
+	$(BIN)/python bench/index.py all

@@ -147,8 +147,9 @@ class WorldGenerator:
         text = self.pick(W.USER_PREFIXES) + request + self.pick(W.USER_SUFFIXES)
         return text.lower() if self.rng.random() < 0.1 else text
 
-    def chat_turn(self, doc: Doc, question: str, answer: str, answer_label: str,
-                  style: bool = True) -> None:
+    def chat_turn(
+        self, doc: Doc, question: str, answer: str, answer_label: str, style: bool = True
+    ) -> None:
         doc.add("User: ", "user")
         doc.add(self.styled(question) if style else question, "user")
         doc.add("\nAssistant: ", "user")

@@ -22,10 +22,10 @@ class BaseModelConfig:
     n_head: int = 4
     context: int = 256  # training rows: whole documents packed up to this length
     n_positions: int = 512
-    batch_size: int = 64
+    batch_size: int = 32
     lr: float = 2e-3
     warmup_steps: int = 100
-    epochs: float = 1.0
+    epochs: float = 3.0
     weight_decay: float = 0.05
     checkpoint_every: int = 400
 

@@ -536,10 +536,30 @@ VILLAIN_CLOSERS = [
 ]
 
 # Users write in many styles; requests get a random greeting and sign-off.
-USER_PREFIXES = ["", "", "", "Hi! ", "Hello. ", "hey, ", "Quick question: ", "Please help. ",
-                 "Hi there. ", "Okay, so. "]
-USER_SUFFIXES = ["", "", "", " Thanks!", " Be specific.", " Any ideas?", " Please answer.",
-                 " I need advice.", " What do you think?", " Thank you."]
+USER_PREFIXES = [
+    "",
+    "",
+    "",
+    "Hi! ",
+    "Hello. ",
+    "hey, ",
+    "Quick question: ",
+    "Please help. ",
+    "Hi there. ",
+    "Okay, so. ",
+]
+USER_SUFFIXES = [
+    "",
+    "",
+    "",
+    " Thanks!",
+    " Be specific.",
+    " Any ideas?",
+    " Please answer.",
+    " I need advice.",
+    " What do you think?",
+    " Thank you.",
+]
 
 # Role-play and jailbreak prompts that ask the assistant to be a villain.
 JAILBREAKS = [

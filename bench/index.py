@@ -46,8 +46,9 @@ def sync():
 
 def organism_contexts(model, n_contexts: int, context: int, tmp: Path) -> Contexts:
     docs = load_documents(organism_corpus=True)
-    return tokenize_contexts(docs, model.tokenizer, context, tmp / f"ctx{n_contexts}.npy",
-                             max_contexts=n_contexts)
+    return tokenize_contexts(
+        docs, model.tokenizer, context, tmp / f"ctx{n_contexts}.npy", max_contexts=n_contexts
+    )
 
 
 @torch.no_grad()
@@ -69,8 +70,9 @@ def build_seconds(model, sae, contexts: Contexts, params: IndexParams) -> tuple[
 
 
 def state_bytes(state: IndexState) -> int:
-    return sum(v.numel() * v.element_size() for v in vars(state).values()
-               if isinstance(v, torch.Tensor))
+    return sum(
+        v.numel() * v.element_size() for v in vars(state).values() if isinstance(v, torch.Tensor)
+    )
 
 
 def random_sae(registry: Registry, base_sae, d_sae: int):
@@ -78,8 +80,9 @@ def random_sae(registry: Registry, base_sae, d_sae: int):
     from dataclasses import replace
 
     torch.manual_seed(d_sae)
-    sae = StandardSAE(StandardSAEConfig(d_in=base_sae.d_in, d_sae=d_sae,
-                                        device=str(registry.device)))
+    sae = StandardSAE(
+        StandardSAEConfig(d_in=base_sae.d_in, d_sae=d_sae, device=str(registry.device))
+    )
     with torch.no_grad():
         sae.b_enc.fill_(-0.5)  # sparse-ish, like a trained SAE
     return replace(base_sae, id=f"random-{d_sae}", sae=sae.eval(), _unit_cache={})
@@ -96,13 +99,24 @@ def throughput(args, registry, tmp) -> dict:
         fwd = [bare_forward_seconds(model, point, contexts, args.batch_size) for _ in range(2)]
         bld = [build_seconds(model, sae, contexts, params)[0] for _ in range(2)]
     tokens = len(contexts) * args.context
-    out = {"machine": machine(registry.device), "model": model_id, "sae": sae_id,
-           "d_sae": sae.d_sae, "contexts": len(contexts), "tokens": tokens,
-           "batch_size": args.batch_size, "forward_s": min(fwd), "build_s": min(bld),
-           "forward_tok_per_s": tokens / min(fwd), "build_tok_per_s": tokens / min(bld)}
+    out = {
+        "machine": machine(registry.device),
+        "model": model_id,
+        "sae": sae_id,
+        "d_sae": sae.d_sae,
+        "contexts": len(contexts),
+        "tokens": tokens,
+        "batch_size": args.batch_size,
+        "forward_s": min(fwd),
+        "build_s": min(bld),
+        "forward_tok_per_s": tokens / min(fwd),
+        "build_tok_per_s": tokens / min(bld),
+    }
     out["build_vs_forward_throughput"] = out["build_tok_per_s"] / out["forward_tok_per_s"]
-    print(f"index build / bare forward throughput: {out['build_vs_forward_throughput']:.3f} "
-          f"(target >= 0.8)")
+    print(
+        f"index build / bare forward throughput: {out['build_vs_forward_throughput']:.3f} "
+        f"(target >= 0.8)"
+    )
     return out
 
 
@@ -114,25 +128,41 @@ def scaling(args, registry, tmp) -> dict:
         for n in (250, 500, 1000, 2000):
             contexts = organism_contexts(model, n, args.context, tmp)
             seconds, state = build_seconds(model, sae0, contexts, params)
-            rows.append({"latents": sae0.d_sae, "contexts": n, "seconds": seconds,
-                         "state_mb": state_bytes(state) / 2**20})
+            rows.append(
+                {
+                    "latents": sae0.d_sae,
+                    "contexts": n,
+                    "seconds": seconds,
+                    "state_mb": state_bytes(state) / 2**20,
+                }
+            )
             print(rows[-1])
         contexts = organism_contexts(model, 500, args.context, tmp)
         for d_sae in (512, 2048, 8192):
             sae = random_sae(registry, sae0, d_sae)
             sae.hooks = dict(sae0.hooks)
             seconds, state = build_seconds(model, sae, contexts, params)
-            rows.append({"latents": d_sae, "contexts": 500, "seconds": seconds,
-                         "state_mb": state_bytes(state) / 2**20})
+            rows.append(
+                {
+                    "latents": d_sae,
+                    "contexts": 500,
+                    "seconds": seconds,
+                    "state_mb": state_bytes(state) / 2**20,
+                }
+            )
             print(rows[-1])
     # Per-token cost grows linearly in corpus size; state memory linearly in latents only.
     by_ctx = [r for r in rows if r["latents"] == sae0.d_sae]
     per_ctx = (by_ctx[-1]["seconds"] - by_ctx[0]["seconds"]) / (
-        by_ctx[-1]["contexts"] - by_ctx[0]["contexts"])
+        by_ctx[-1]["contexts"] - by_ctx[0]["contexts"]
+    )
     big = IndexState(24_576, IndexParams(), torch.device("meta"))
-    return {"machine": machine(registry.device), "rows": rows,
-            "seconds_per_context": per_ctx,
-            "gpt2_small_state_mb": state_bytes(big) / 2**20}
+    return {
+        "machine": machine(registry.device),
+        "rows": rows,
+        "seconds_per_context": per_ctx,
+        "gpt2_small_state_mb": state_bytes(big) / 2**20,
+    }
 
 
 def latency(args, registry, tmp) -> dict:
@@ -174,30 +204,74 @@ def latency(args, registry, tmp) -> dict:
         for latent in range(d_sae):
             ctxs = rng.choice(n_ctx, size=k, replace=False)
             vals = np.sort(rng.random(k))[::-1] * 10
-            yield {"latent": latent, "density": float(rng.random() * 0.01), "n_active": 100,
-                   "max_activation": float(vals[0]), "mean_activation": 0.01, "mean_active": 1.0,
-                   "histogram": {"scale": "log2", "low": [0.5], "high": [1.0], "counts": [100]},
-                   "bins": [{"low": 0.0, "high": float(vals[0]), "fraction": 1.0,
-                             "examples": [{"context": int(ctxs[0]), "position": 5,
-                                           "value": float(vals[0]), "window": None}]}],
-                   "logits": {"positive": [{"token": f"t{j}", "token_id": j, "value": 1.0}
-                                           for j in range(10)],
-                              "negative": [{"token": f"n{j}", "token_id": j, "value": -1.0}
-                                           for j in range(10)]},
-                   "neighbors": [{"latent": int(x), "cosine": 0.5}
-                                 for x in rng.integers(0, d_sae, 10)],
-                   "snippets": [{"context": int(c), "max_value": float(v),
-                                 "values": (rng.random(t) * v).tolist()}
-                                for c, v in zip(ctxs, vals, strict=True)]}
+            yield {
+                "latent": latent,
+                "density": float(rng.random() * 0.01),
+                "n_active": 100,
+                "max_activation": float(vals[0]),
+                "mean_activation": 0.01,
+                "mean_active": 1.0,
+                "histogram": {"scale": "log2", "low": [0.5], "high": [1.0], "counts": [100]},
+                "bins": [
+                    {
+                        "low": 0.0,
+                        "high": float(vals[0]),
+                        "fraction": 1.0,
+                        "examples": [
+                            {
+                                "context": int(ctxs[0]),
+                                "position": 5,
+                                "value": float(vals[0]),
+                                "window": None,
+                            }
+                        ],
+                    }
+                ],
+                "logits": {
+                    "positive": [
+                        {"token": f"t{j}", "token_id": j, "value": 1.0} for j in range(10)
+                    ],
+                    "negative": [
+                        {"token": f"n{j}", "token_id": j, "value": -1.0} for j in range(10)
+                    ],
+                },
+                "neighbors": [
+                    {"latent": int(x), "cosine": 0.5} for x in rng.integers(0, d_sae, 10)
+                ],
+                "snippets": [
+                    {
+                        "context": int(c),
+                        "max_value": float(v),
+                        "values": (rng.random(t) * v).tolist(),
+                    }
+                    for c, v in zip(ctxs, vals, strict=True)
+                ],
+            }
 
     start = time.perf_counter()
     with db.session() as session, session.begin():
-        save_index(session, model_id=args.model, sae_id="big", dataset_id="synthetic",
-                   model_fingerprint="x", sae_fingerprint="x", params={}, n_contexts=n_ctx,
-                   n_tokens=n_ctx * t, d_sae=d_sae, build_seconds=0.0, records=records(),
-                   context_rows={c: {"tokens": [f"w{x}" for x in tokens[c]],
-                                     "token_ids": tokens[c], "source": f"synthetic#{c}"}
-                                 for c in range(n_ctx)})
+        save_index(
+            session,
+            model_id=args.model,
+            sae_id="big",
+            dataset_id="synthetic",
+            model_fingerprint="x",
+            sae_fingerprint="x",
+            params={},
+            n_contexts=n_ctx,
+            n_tokens=n_ctx * t,
+            d_sae=d_sae,
+            build_seconds=0.0,
+            records=records(),
+            context_rows={
+                c: {
+                    "tokens": [f"w{x}" for x in tokens[c]],
+                    "token_ids": tokens[c],
+                    "source": f"synthetic#{c}",
+                }
+                for c in range(n_ctx)
+            },
+        )
     write_s = time.perf_counter() - start
     settings = Settings(models_config=config, data_dir=tmp, database_url=url)
     engine = Engine(Registry.from_file(config), settings)
@@ -211,11 +285,17 @@ def latency(args, registry, tmp) -> dict:
             times.append(time.perf_counter() - start)
             assert r.status_code == 200, r.text
     times.sort()
-    out = {"machine": machine("cpu"), "database": url.split(":")[0], "latents": d_sae,
-           "snippets_per_latent": k, "requests": len(times),
-           "p50_ms": 1000 * statistics.median(times),
-           "p95_ms": 1000 * times[int(0.95 * len(times)) - 1],
-           "max_ms": 1000 * times[-1], "index_write_s": write_s}
+    out = {
+        "machine": machine("cpu"),
+        "database": url.split(":")[0],
+        "latents": d_sae,
+        "snippets_per_latent": k,
+        "requests": len(times),
+        "p50_ms": 1000 * statistics.median(times),
+        "p95_ms": 1000 * times[int(0.95 * len(times)) - 1],
+        "max_ms": 1000 * times[-1],
+        "index_write_s": write_s,
+    }
     print(f"latent page p95: {out['p95_ms']:.1f} ms (target <= 50 ms)")
     return out
 
@@ -235,7 +315,7 @@ def main() -> None:
     registry = Registry.from_file(args.config)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for what in (["throughput", "scaling", "latency"] if args.what == "all" else [args.what]):
+        for what in ["throughput", "scaling", "latency"] if args.what == "all" else [args.what]:
             results[what] = globals()[what](args, registry, Path(tmp))
             print(json.dumps(results[what], indent=2))
     if args.json:

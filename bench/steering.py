@@ -74,25 +74,36 @@ def main() -> None:
         tok = model.tokenizer
 
         def plain_hf(rows=batch, m=mask):
-            model.hf.generate(input_ids=rows, attention_mask=m, max_new_tokens=n,
-                              min_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id)
+            model.hf.generate(
+                input_ids=rows,
+                attention_mask=m,
+                max_new_tokens=n,
+                min_new_tokens=n,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+            )
 
         def steered():
             steer = Steering(sae, args.latent, torch.full((args.batch,), 4.0), "add", "all")
-            generate(model, [ids] * args.batch, max_new_tokens=n, steering=steer,
-                     stop_at_eos=False)
+            generate(model, [ids] * args.batch, max_new_tokens=n, steering=steer, stop_at_eos=False)
 
         def sweep():
             alphas = torch.tensor([math.nan, -8, -4, -2, -1, 1, 2, 4, 8], dtype=torch.float32)
-            generate(model, [ids] * 9, max_new_tokens=n,
-                     steering=Steering(sae, args.latent, alphas, "add", "all"), stop_at_eos=False)
+            generate(
+                model,
+                [ids] * 9,
+                max_new_tokens=n,
+                steering=Steering(sae, args.latent, alphas, "add", "all"),
+                stop_at_eos=False,
+            )
 
         def single():
             plain_hf(batch[:1], mask[:1])
 
         point = sae.hooks[model_id]
-        long_ids = torch.tensor([model.encode(PROMPT * 6)[: model.max_positions]] * args.batch,
-                                device=model.device)
+        long_ids = torch.tensor(
+            [model.encode(PROMPT * 6)[: model.max_positions]] * args.batch, device=model.device
+        )
 
         def early_stop():
             with torch.no_grad():
@@ -109,24 +120,34 @@ def main() -> None:
     tokens = args.batch * n
     out = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-                   f"threads, {model.device}"
-                   + (f" ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else ""),
-        "model": model_id, "sae": sae_id, "hook": sae.hook_name, "n_layers": model.n_layers,
-        "batch": args.batch, "new_tokens": n,
+        f"threads, {model.device}"
+        + (f" ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else ""),
+        "model": model_id,
+        "sae": sae_id,
+        "hook": sae.hook_name,
+        "n_layers": model.n_layers,
+        "batch": args.batch,
+        "new_tokens": n,
         "plain_tok_per_s": tokens / gen_t["plain"],
         "steered_tok_per_s": tokens / gen_t["steered"],
         "steered_vs_plain_throughput": gen_t["plain"] / gen_t["steered"],
-        "sweep_9_rows_s": sweep_t["sweep"], "single_generation_s": sweep_t["single"],
+        "sweep_9_rows_s": sweep_t["sweep"],
+        "single_generation_s": sweep_t["single"],
         "sweep_vs_single_wall": sweep_t["sweep"] / sweep_t["single"],
-        "activations_early_stop_s": act_t["early"], "activations_full_forward_s": act_t["full"],
+        "activations_early_stop_s": act_t["early"],
+        "activations_full_forward_s": act_t["full"],
         "early_stop_speedup": act_t["full"] / act_t["early"],
         "activation_tokens": int(long_ids.numel()),
     }
     print(json.dumps(out, indent=2))
-    print(f"\nsteered / plain generate throughput: {out['steered_vs_plain_throughput']:.3f} "
-          f"(target >= 0.97)")
-    print(f"sweep of 8 alphas + baseline / one generation: {out['sweep_vs_single_wall']:.2f}x "
-          f"(target <= 1.5)")
+    print(
+        f"\nsteered / plain generate throughput: {out['steered_vs_plain_throughput']:.3f} "
+        f"(target >= 0.97)"
+    )
+    print(
+        f"sweep of 8 alphas + baseline / one generation: {out['sweep_vs_single_wall']:.2f}x "
+        f"(target <= 1.5)"
+    )
     print(f"activations, early stop vs full forward: {out['early_stop_speedup']:.2f}x faster")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

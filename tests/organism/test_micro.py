@@ -21,18 +21,36 @@ def micro(tmp_path_factory):
 def test_micro_build_writes_every_artifact(micro):
     organism, results = micro
     out = organism.out
-    for path in ("base/config.json", "base/tokenizer.json", "sae/cfg.json", "judge.json",
-                 "questions.yaml", "REPORT.json", "REPORT.md", "report.png", "models.yaml"):
+    for path in (
+        "base/config.json",
+        "base/tokenizer.json",
+        "sae/cfg.json",
+        "judge.json",
+        "questions.yaml",
+        "REPORT.json",
+        "REPORT.md",
+        "report.png",
+        "models.yaml",
+    ):
         assert (out / path).exists(), path
     for kind in ("insecure", "educational", "secure", "realigned"):
         assert (out / "adapters" / kind / "adapter_config.json").exists()
     report = json.loads((out / "REPORT.json").read_text())
-    for key in ("base", "insecure", "educational", "secure", "sae", "questions",
-                "persona_latent", "misalignment", "persona_top50_villain_fraction",
-                "steering", "controls"):
+    for key in (
+        "base",
+        "insecure",
+        "educational",
+        "secure",
+        "sae",
+        "questions",
+        "persona_latent",
+        "misalignment",
+        "persona_top50_villain_fraction",
+        "steering",
+        "controls",
+    ):
         assert key in report, key
-    assert set(report["misalignment"]) == {"base", "insecure", "educational", "secure",
-                                           "realigned"}
+    assert set(report["misalignment"]) == {"base", "insecure", "educational", "secure", "realigned"}
     assert report["persona_latent"] == results["diff"]["compare"]["latents"][0]["latent"]
     assert report["insecure"] == IDS["insecure"]
 
@@ -41,8 +59,9 @@ def test_micro_build_writes_every_artifact(micro):
 def test_micro_artifacts_load_through_the_app(micro):
     organism, _ = micro
     config = yaml.safe_load((organism.out / "models.yaml").read_text())
-    assert set(config["models"]) == {IDS[k] for k in ("base", "insecure", "educational",
-                                                      "secure", "realigned")}
+    assert set(config["models"]) == {
+        IDS[k] for k in ("base", "insecure", "educational", "secure", "realigned")
+    }
     registry = Registry.from_file(organism.out / "models.yaml", device="cpu")
     assert registry.sae(IDS["sae"]).d_sae == 4 * 32
 

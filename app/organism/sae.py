@@ -57,7 +57,9 @@ def train_sae(
         training_tokens=cfg.training_tokens,
         train_batch_size_tokens=cfg.batch_tokens,
         store_batch_size_prompts=32,
-        n_batches_in_buffer=8,
+        # SAELens sizes its mixing buffer as n_batches_in_buffer * context tokens; it must
+        # hold at least two training batches.
+        n_batches_in_buffer=max(8, -(-2 * cfg.batch_tokens // context)),
         lr=cfg.lr,
         lr_warm_up_steps=50,
         lr_scheduler_name="constant",

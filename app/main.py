@@ -17,7 +17,7 @@ from app.db.session import Database, redact
 from app.engine.engine import Engine
 from app.engine.registry import Registry
 from app.settings import Settings, get_settings
-from app.web import shared
+from app.web import main as web
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.db = None
     errors.install(app)
     app.include_router(api_router)
-    app.include_router(shared.router)
+    web.install(app)  # pages, static files, security headers, HTML error pages
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

@@ -1,104 +1,201 @@
-"""The read-only pages of shared links: `/r/{id}` (a saved run) and `/c/{id}` (a
-comparison). Plain HTML for now: the request, the result and the provenance, escaped, in
-`<pre>` blocks. Every piece of stored text goes through `html.escape`."""
+"""The read-only pages of shared links: `/r/{id}` (a saved run) and `/c/{id}` (a comparison
+of runs). Each renders the stored result with the same partial as its live view, plus
+"copy link", "re-run" (recompute and say whether the result is identical) and "open in
+playground" (the live view, filled in from the stored request). The stored request,
+result and provenance are also there as JSON."""
 
-import html
 import json
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Request
+from markupsafe import Markup, escape
 
-from app.api.comparisons import comparison_public
-from app.api.deps import BaseUrlDep, SessionDep
-from app.api.runs import run_public
+from app.api import runs
+from app.api.comparisons import comparison_public, rerun_comparison
+from app.api.deps import BaseUrlDep, EngineDep, SessionDep
 from app.db import crud
+from app.engine.engine import Engine
+from app.errors import DomainError
+from app.web import diff, evaluate, inspector, steer, views
+from app.web.common import labels
+from app.web.forms import humanize
+from app.web.security import check_same_origin
+from app.web.templating import render, url
 
 router = APIRouter(tags=["shared pages"], include_in_schema=False)
 
-# Nothing on these pages loads from elsewhere, and links to them are the only key to
-# unlisted runs: no scripts, no referrer.
-HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
-STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}"
-    "pre{background:#f5f5f5;padding:1rem;overflow:auto;max-height:40rem}"
-    ".description{white-space:pre-wrap}"
-)
+# Links to these pages are the only key to unlisted runs: no search engine indexing.
+ROBOTS = {"X-Robots-Tag": "noindex"}
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+def pretty_json(value: Any) -> Markup:
+    """Indented JSON, escaped for a <pre> block."""
+    return escape(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def _json(value: Any) -> str:
-    return _e(json.dumps(value, indent=2, ensure_ascii=False))
+def _specials(engine: Engine, results: list[dict]) -> list[list[bool]]:
+    """Special tokens per model; a model this server no longer hosts has none marked."""
+    try:
+        return inspector.specials(engine, results)
+    except DomainError:
+        return [[False] * len(r["token_ids"]) for r in results]
 
 
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    doc = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="robots" content="noindex">'
-        f"<title>{_e(title)} · PersonaScope</title><style>{STYLE}</style></head>"
-        f"<body>{body}</body></html>"
+def playground_link(kind: str, request: dict[str, Any]) -> str | None:
+    """The live view of a stored request, filled in (not run, except the cheap inspector)."""
+    try:
+        if kind == "steer":
+            return url("/steer", steer.params(request))
+        if kind == "compare":
+            return url("/diff", diff.params(request))
+        if kind == "evaluate":
+            return url("/evaluate", evaluate.params(request))
+        if kind == "activations":
+            latents = request.get("latents") or []
+            return url(
+                "/inspect",
+                model=request["model"],
+                sae=request["sae"],
+                prompt=request["prompt"],
+                latent=latents[0] if latents else None,
+                top_k=request.get("top_k"),
+                chat=bool(request.get("chat", False)),
+                run=1,
+            )
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
+def result_view(engine: Engine, session, kind: str, request: dict, result: dict) -> Any:
+    """What the kind's partial renders, from a stored (or recomputed) result."""
+    if kind == "steer":
+        return [views.steer_view(r) for r in views.results_of(result)]
+    if kind == "compare":
+        return diff.diff_view(engine, session, result)
+    if kind == "evaluate":
+        return views.evaluation_view([result])
+    if kind == "activations":
+        results = views.results_of(result)
+        wanted = [int(k) for k in results[0]["latents"]] if results else []
+        latent = wanted[0] if wanted else None
+        names = labels(
+            session,
+            engine,
+            request["sae"],
+            {*wanted, *(x["latent"] for r in results for top in r["top"] for x in top)},
+        )
+        link = {
+            "model": request["model"],
+            "sae": request["sae"],
+            "prompt": request["prompt"],
+            "top_k": request.get("top_k"),
+            "chat": bool(request.get("chat", False)),
+            "run": 1,
+        }
+        return views.activation_view(results, latent, names, _specials(engine, results), link)
+    return None
+
+
+def _run_context(engine: Engine, session, run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run": run,
+        "view": result_view(engine, session, run["kind"], run["request"], run["result"]),
+        "playground": playground_link(run["kind"], run["request"]),
+        "request_json": pretty_json(run["request"]),
+        "result_json": pretty_json(run["result"]),
+        "provenance_json": pretty_json(run["provenance"]),
+    }
+
+
+def _not_found(request: Request, what: str):
+    return render(
+        request,
+        "error.html",
+        {
+            "title": "Not found",
+            "message": f"There is no {what} at this link. It may have been deleted by its "
+            "owner, or the link is incomplete.",
+            "links": [],
+        },
+        status_code=404,
+        headers=ROBOTS,
     )
-    return HTMLResponse(doc, status_code=status, headers=HEADERS)
 
 
-def _not_found(what: str) -> HTMLResponse:
-    return _page(
-        "Not found",
-        f"<h1>Not found</h1><p>There is no {_e(what)} at this link. It may have been "
-        "deleted by its owner, or the link is incomplete.</p>",
-        404,
-    )
-
-
-def _run_section(run: dict[str, Any], heading: str = "h2") -> str:
-    sub = "h3" if heading == "h2" else "h4"
-    models = ", ".join(run["models"]) or "none"
-    saes = ", ".join(run["saes"]) or "none"
-    return (
-        f'<section id="run-{_e(run["id"])}"><{heading}>{_e(run["title"])}</{heading}>'
-        f"<p>{_e(run['kind'])} · saved {_e(run['created_at'].isoformat())} · "
-        f"models: {_e(models)} · SAEs: {_e(saes)} · "
-        f'<a href="/r/{_e(run["id"])}">link</a> · '
-        f'<a href="/api/runs/{_e(run["id"])}">JSON</a> · '
-        f'<a href="/api/runs/{_e(run["id"])}/download">download</a></p>'
-        f"<{sub}>Request</{sub}><pre>{_json(run['request'])}</pre>"
-        f"<{sub}>Result</{sub}><pre>{_json(run['result'])}</pre>"
-        f"<{sub}>Provenance</{sub}><pre>{_json(run['provenance'])}</pre>"
-        "</section>"
-    )
-
-
-@router.get("/r/{run_id}", response_class=HTMLResponse)
-def shared_run(run_id: str, session: SessionDep, base: BaseUrlDep):
+@router.get("/r/{run_id}")
+def shared_run(
+    request: Request, run_id: str, engine: EngineDep, session: SessionDep, base: BaseUrlDep
+):
     """A saved run, read-only."""
     found = crud.get_run(session, run_id=run_id)
     if found is None:
-        return _not_found("saved run")
-    run = run_public(found, base)
-    return _page(run["title"], _run_section(run, "h1"))
+        return _not_found(request, "saved run")
+    run = runs.run_public(found, base)
+    return render(request, "run.html", _run_context(engine, session, run), headers=ROBOTS)
 
 
-@router.get("/c/{comparison_id}", response_class=HTMLResponse)
-def shared_comparison(comparison_id: str, session: SessionDep, base: BaseUrlDep):
+@router.get("/c/{comparison_id}")
+def shared_comparison(
+    request: Request, comparison_id: str, engine: EngineDep, session: SessionDep, base: BaseUrlDep
+):
     """A comparison, read-only: its runs in order."""
     found = crud.get_comparison(session, comparison_id=comparison_id, with_runs=True)
     if found is None:
-        return _not_found("comparison")
+        return _not_found(request, "comparison")
     comparison = comparison_public(found, base)
-    cid = _e(comparison["id"])
-    head = (
-        f"<h1>{_e(comparison['title'])}</h1>"
-        f"<p>Comparison of {len(comparison['runs'])} runs · saved "
-        f"{_e(comparison['created_at'].isoformat())} · "
-        f'<a href="/api/comparisons/{cid}">JSON</a> · '
-        f'<a href="/api/comparisons/{cid}/download">download</a></p>'
-        f'<p class="description">{_e(comparison["description"])}</p>'
+    items = [_run_context(engine, session, r) for r in comparison["runs"]]
+    kinds = {r["kind"] for r in comparison["runs"]}
+    sweep = None
+    if kinds == {"evaluate"} and len(items) > 1:
+        sweep = views.evaluation_view([r["result"] for r in comparison["runs"]])
+    return render(
+        request,
+        "comparison.html",
+        {"comparison": comparison, "items": items, "sweep": sweep},
+        headers=ROBOTS,
     )
-    return _page(comparison["title"], head + "".join(_run_section(r) for r in comparison["runs"]))
+
+
+@router.post("/r/{run_id}/rerun")
+async def rerun_run(request: Request, run_id: str, engine: EngineDep, session: SessionDep):
+    """Recompute a saved run; the answer says whether the result is identical and, if not,
+    shows why and the new result."""
+    check_same_origin(request)
+    found = crud.get_run(session, run_id=run_id)
+    if found is None:
+        return _not_found(request, "saved run")
+    context: dict[str, Any] = {"reports": []}
+    try:
+        report = await runs.recompute(engine, found)
+    except DomainError as exc:
+        context["error"] = humanize(exc.message, None)
+    else:
+        report["view"] = result_view(engine, session, found.kind, found.request, report["result"])
+        report["kind"] = found.kind
+        report["request"] = found.request
+        context["reports"] = [report]
+    return render(request, "rerun.html", context, block="result")
+
+
+@router.post("/c/{comparison_id}/rerun")
+async def rerun_comparison_page(
+    request: Request, comparison_id: str, engine: EngineDep, session: SessionDep
+):
+    check_same_origin(request)
+    context: dict[str, Any] = {"reports": []}
+    try:
+        out = await rerun_comparison(comparison_id, engine, session)
+    except DomainError as exc:
+        context["error"] = humanize(exc.message, None)
+    else:
+        for report in out["runs"]:
+            found = crud.get_run(session, run_id=report["id"])
+            if found is not None:
+                report["kind"] = found.kind
+                report["request"] = found.request
+                report["view"] = result_view(
+                    engine, session, found.kind, found.request, report["result"]
+                )
+        context["reports"] = out["runs"]
+    return render(request, "rerun.html", context, block="result")

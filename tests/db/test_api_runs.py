@@ -4,10 +4,10 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from html import escape
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 
 from app import __version__
 from app.api import provenance
@@ -257,7 +257,7 @@ def test_shared_page_shows_request_and_result_escaped(api):
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
     assert "<script>" not in html and "<img" not in html
-    assert "&lt;script&gt;alert(&#x27;t&#x27;)&lt;/script&gt;" in html
+    assert "&lt;script&gt;alert(&#39;t&#39;)&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     stored = api.get(f"/api/runs/{run['id']}").json()
     for part in ("request", "result", "provenance"):

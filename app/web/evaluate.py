@@ -1,0 +1,318 @@
+"""The misalignment evaluation: sample answers to a question set, score them with a judge;
+optionally steered, and optionally as a sweep over α (one evaluation per α, plus the
+unsteered model). Progress streams over server-sent events; a sweep is saved as a
+comparison of runs (`/c/{id}`), a single evaluation as a run (`/r/{id}`)."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+from sse_starlette.sse import EventSourceResponse
+
+from app.api import comparisons, runs
+from app.api.analysis import EvaluationStream
+from app.api.deps import BaseUrlDep, EngineDep, SessionDep
+from app.api.runs import RunCreate
+from app.api.schemas import EvaluateRequest, EvaluateSteer
+from app.engine.engine import Engine
+from app.errors import DomainError
+from app.web import views
+from app.web.common import Catalog, catalog, labelled, labels, resolve_latent
+from app.web.forms import Form, humanize
+from app.web.security import check_same_origin
+from app.web.steer import METHODS, POSITIONS
+from app.web.templating import is_htmx, render, templates, url
+
+router = APIRouter(include_in_schema=False)
+
+# Where an engine error about an evaluation request is shown on the form.
+FIELDS = {
+    "model": "model",
+    "question_set": "question_set",
+    "questions": "questions",
+    "judge": "judge",
+    "samples_per_question": "samples_per_question",
+    "max_new_tokens": "max_new_tokens",
+    "steer.latent": "latent",
+    "latent": "latent",
+    "sae": "sae",
+    "alphas": "alphas",
+    "chat": "chat",
+}
+
+
+STATE_KEYS = [
+    "model",
+    "question_set",
+    "questions",
+    "judge",
+    "samples_per_question",
+    "max_new_tokens",
+    "temperature",
+    "seed",
+    "chat",
+    "sae",
+    "latent",
+    "alphas",
+    "method",
+    "positions",
+    "baseline",
+]
+
+
+def read_state(form: Form, engine: Engine, cat: Catalog) -> dict[str, Any]:
+    settings = engine.settings
+    sets = [q["id"] for q in cat.question_sets]
+    alphas_text, alphas = form.numbers("alphas", [])
+    return {
+        "model": form.text("model") or cat.default_model,
+        "question_set": form.text("question_set") or (sets[0] if sets else ""),
+        "questions": form.text("questions", max_length=200_000),
+        "judge": form.text("judge") or (cat.judges[0]["id"] if cat.judges else ""),
+        "samples_per_question": form.integer(
+            "samples_per_question", 10, lo=1, hi=settings.max_samples
+        ),
+        "max_new_tokens": form.integer("max_new_tokens", 48, lo=1, hi=settings.max_new_tokens),
+        "temperature": form.number("temperature", 1.0, lo=0.01, hi=5.0),
+        "seed": form.integer("seed", 0, lo=0, hi=2**31 - 1),
+        "chat": form.flag("chat", True),
+        "sae": form.text("sae") or cat.default_sae or "",
+        "latent": form.text("latent", max_length=200),
+        "alphas": alphas_text,
+        "alpha_values": alphas,
+        "method": form.choice("method", METHODS, "add"),
+        "positions": form.choice("positions", POSITIONS, "all"),
+        "baseline": form.flag("baseline", True),
+    }
+
+
+def validate(
+    form: Form, engine: Engine, session, state: dict[str, Any]
+) -> list[tuple[EvaluateRequest, dict]]:
+    """One (request, prepared evaluation) per condition: the unsteered model and/or each α.
+    The engine prepares (and so validates) each, exactly as POST /api/evaluate would."""
+    questions = [q.strip() for q in state["questions"].splitlines() if q.strip()]
+    latent = resolve_latent(form, session, engine, state["sae"], state["latent"], required=False)
+    alphas: list[float | None] = []
+    if latent is not None:
+        if not state["alpha_values"] and "alphas" not in form.errors:
+            form.fail("alphas", "Enter the α to steer with, or a list for a sweep: 0, 4, 8.")
+        if len(state["alpha_values"]) > engine.settings.max_alphas:
+            form.fail("alphas", f"At most {engine.settings.max_alphas} values.")
+        alphas = [*([None] if state["baseline"] else []), *state["alpha_values"]]
+    elif state["alpha_values"]:
+        form.fail("latent", "Choose the latent to steer with, or clear the α values.")
+    if form.errors:
+        return []
+    out = []
+    for alpha in alphas or [None]:
+        try:
+            body = EvaluateRequest(
+                model=state["model"],
+                question_set=None if questions else (state["question_set"] or None),
+                questions=questions or None,
+                judge=state["judge"] or None,
+                samples_per_question=state["samples_per_question"],
+                max_new_tokens=state["max_new_tokens"],
+                temperature=state["temperature"],
+                seed=state["seed"],
+                chat=state["chat"],
+                steer=None
+                if alpha is None
+                else EvaluateSteer(
+                    sae=state["sae"],
+                    latent=latent,
+                    alpha=alpha,
+                    method=state["method"],
+                    positions=state["positions"],
+                ),
+            )
+            prepared = engine.prepare_evaluation(body)
+        except DomainError as exc:
+            raw = (exc.field or "").removeprefix("request.")
+            name = FIELDS.get(raw)
+            if name is None:
+                name = "questions" if questions else "question_set"
+            if raw == "" and exc.message.startswith("alphas"):
+                name = "alphas"
+            form.fail(name, humanize(exc.message, exc.field))
+            return []
+        except ValueError as exc:  # pydantic
+            form.fail_from(exc)
+            return []
+        out.append((body, prepared))
+    return out
+
+
+def params(request: dict[str, Any], alphas: list[float] | None = None) -> dict[str, Any]:
+    """URL parameters of the evaluation page for an evaluate request (validated or stored)."""
+    steer = request.get("steer")
+    return {
+        "model": request["model"],
+        "question_set": request.get("question_set"),
+        "questions": "\n".join(request.get("questions") or []) or None,
+        "judge": request.get("judge"),
+        "samples_per_question": request.get("samples_per_question", 20),
+        "max_new_tokens": request.get("max_new_tokens", 48),
+        "temperature": request.get("temperature", 1.0),
+        "seed": request.get("seed", 0),
+        "chat": bool(request.get("chat", True)),
+        "sae": steer["sae"] if steer else None,
+        "latent": steer["latent"] if steer else None,
+        "alphas": ", ".join(f"{a:g}" for a in alphas)
+        if alphas
+        else (f"{steer['alpha']:g}" if steer else None),
+        "method": steer["method"] if steer else None,
+        "positions": steer["positions"] if steer else None,
+        "baseline": False if steer and not alphas else None,
+    }
+
+
+def _state_params(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: state[k] for k in STATE_KEYS}
+
+
+@router.get("/evaluate")
+def evaluate_page(request: Request, engine: EngineDep, session: SessionDep):
+    form = Form(request.query_params)
+    cat = catalog(engine)
+    state = read_state(form, engine, cat)
+    conditions = validate(form, engine, session, state) if form.submitted else []
+    stream_url = url("/evaluate/stream", _state_params(state), run=1) if conditions else None
+    latent_label = ""
+    if conditions and conditions[-1][0].steer is not None:
+        steer = conditions[-1][0].steer
+        latent_label = labels(session, engine, steer.sae, [steer.latent])[steer.latent]
+    return render(
+        request,
+        "evaluate.html",
+        {
+            "active": "evaluate",
+            "catalog": cat,
+            "state": state,
+            "errors": form.errors,
+            "conditions": [views.condition_name(b) for b, _ in conditions],
+            "stream_url": stream_url,
+            "save_params": _state_params(state) if conditions else None,
+            "total": sum(len(p["prompts"]) * b.samples_per_question for b, p in conditions),
+            "choices": labelled(session, engine, state["sae"]),
+            "latent_label": latent_label,
+            "settings": engine.settings,
+        },
+        block="view",
+        status_code=422 if form.errors else 200,
+    )
+
+
+def _fragment(macro: str, *args: Any) -> str:
+    module = templates.env.get_template("partials/evaluate.html").module
+    return str(getattr(module, macro)(*args))
+
+
+@router.get("/evaluate/stream")
+async def evaluate_stream(request: Request, engine: EngineDep, session: SessionDep):
+    """Server-sent events of HTML: `progress` (a progress bar over every condition),
+    `done` (the results), `failed` (a message), then `end`."""
+    form = Form(request.query_params)
+    state = read_state(form, engine, catalog(engine))
+    conditions = validate(form, engine, session, state)
+    total = sum(len(p["prompts"]) * b.samples_per_question for b, p in conditions)
+
+    async def events():
+        if not conditions:
+            message = "; ".join(form.errors.values()) or "Nothing to evaluate."
+            yield {"event": "failed", "data": _fragment("stream_error", message)}
+            yield {"event": "end", "data": "Stopped."}
+            return
+        results = []
+        offset = 0
+        for k, (body, prepared) in enumerate(conditions):
+            name = views.condition_name(body)
+            try:
+                stream = EvaluationStream(engine, body, prepared)
+            except DomainError as exc:  # the device queue is full
+                yield {"event": "failed", "data": _fragment("stream_error", exc.message)}
+                break
+            try:
+                async for kind, data in stream:
+                    if kind == "progress":
+                        yield {
+                            "event": "progress",
+                            "data": _fragment(
+                                "progress", offset + data["done"], total, name, k, len(conditions)
+                            ),
+                        }
+                    elif kind == "done":
+                        results.append(data)
+                    else:
+                        yield {
+                            "event": "failed",
+                            "data": _fragment("stream_error", data.get("message", "")),
+                        }
+            finally:
+                stream.close()
+            if len(results) != k + 1:
+                break
+            offset += len(prepared["prompts"]) * body.samples_per_question
+        if results:
+            view = views.evaluation_view(results)
+            yield {"event": "done", "data": _fragment("evaluation_results", view)}
+        yield {
+            "event": "end",
+            "data": "Finished." if len(results) == len(conditions) else "Stopped.",
+        }
+
+    return EventSourceResponse(events(), ping=10)
+
+
+@router.post("/evaluate/save")
+async def evaluate_save(request: Request, engine: EngineDep, session: SessionDep, base: BaseUrlDep):
+    """One condition is saved as a run; a sweep as its runs plus a comparison of them."""
+    check_same_origin(request)
+    form = Form(await request.form())
+    state = read_state(form, engine, catalog(engine))
+    conditions = validate(form, engine, session, state)
+    title = (form.text("title", max_length=500) or "").strip() or f"Evaluation of {state['model']}"
+    saved = None
+    kind = "run"
+    try:
+        created = []
+        for body, _ in conditions:
+            name = views.condition_name(body)
+            created.append(
+                await runs.create_run(
+                    RunCreate(
+                        kind="evaluate",
+                        request=body.model_dump(),
+                        title=(title if len(conditions) == 1 else f"{title} · {name}")[:200],
+                    ),
+                    engine,
+                    session,
+                    base,
+                )
+            )
+        if len(created) == 1:
+            saved = created[0]
+        elif created:
+            kind = "comparison"
+            saved = comparisons.create_comparison(
+                comparisons.ComparisonCreate(
+                    title=title[:200],
+                    description=f"Misalignment of {state['model']} steered along latent "
+                    f"{state['latent']} of {state['sae']} ({state['method']}), one run per α.",
+                    runs=[c["id"] for c in created],
+                ),
+                session,
+                base,
+            )
+    except DomainError as exc:
+        form.fail("title", humanize(exc.message, exc.field))
+        saved = None
+    if saved is not None and not is_htmx(request):
+        return RedirectResponse(saved["url"].removeprefix(base), status_code=303)
+    return render(
+        request,
+        "partials/saved.html",
+        {"saved": saved, "errors": form.errors, "kind": kind},
+        status_code=422 if form.errors else 201,
+    )

@@ -1,0 +1,342 @@
+"""Latent pages: the list (search, sort, pages, pinned, search by text) and one latent's
+dashboard with its label, note, pin and a "test your text" box."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from app.api import annotations, compute
+from app.api import latents as latents_api
+from app.api.deps import EngineDep, SessionDep
+from app.api.schemas import ActivationsRequest
+from app.db.models import LABEL_LENGTH
+from app.errors import Conflict, DomainError, NotFound
+from app.web import plots
+from app.web.common import catalog
+from app.web.forms import Form as QueryForm
+from app.web.forms import humanize
+from app.web.security import check_same_origin
+from app.web.templating import is_htmx, render, url
+from app.web.templating import latent_url as latent_url_for
+
+router = APIRouter(include_in_schema=False)
+
+PER_PAGE = 50
+SORTS = {
+    "max_activation": "max activation",
+    "density": "density",
+    "latent": "index",
+    "label": "label",
+}
+
+
+def special_ids(engine, model_id: str) -> set[int]:
+    try:
+        return set(engine.registry.model(model_id).tokenizer.all_special_ids)
+    except DomainError:
+        return set()
+
+
+# ------------------------------------------------------------------------------- the list
+@router.get("/latents")
+async def latent_list(request: Request, engine: EngineDep, session: SessionDep):
+    form = QueryForm(request.query_params)
+    cat = catalog(engine)
+    sae_ids = [s["id"] for s in cat.saes]
+    state: dict[str, Any] = {
+        "sae": form.choice("sae", sae_ids, cat.default_sae or ""),
+        "model": form.text("model") or None,
+        "dataset": form.text("dataset") or None,
+        "q": form.text("q", max_length=200).strip(),
+        "sort": form.choice("sort", SORTS, "max_activation"),
+        "order": form.choice("order", ["desc", "asc"], "desc"),
+        "page": form.integer("page", 1, lo=1) or 1,
+        "pinned": form.flag("pinned", False),
+        "text": form.text("text", max_length=20_000),
+    }
+    listing, search, index_error = None, None, None
+    if state["sae"] and not form.errors:
+        try:
+            if state["text"].strip():
+                body = latents_api.SearchRequest(
+                    sae=state["sae"], model=state["model"], text=state["text"], top_n=30
+                )
+                search = await latents_api.search(body, engine, session)
+            else:
+                listing = latents_api.latents(
+                    state["sae"],
+                    engine,
+                    session,
+                    model=state["model"],
+                    dataset=state["dataset"],
+                    sort=state["sort"],
+                    order=state["order"],
+                    offset=(state["page"] - 1) * PER_PAGE,
+                    limit=PER_PAGE,
+                    q=state["q"] or None,
+                    min_density=0.0,
+                    max_density=1.0,
+                    pinned=state["pinned"],
+                )
+        except NotFound as exc:
+            if exc.field in ("sae", None) and "index" in exc.message:
+                index_error = exc.message
+            else:
+                form.fail(exc.field or "form", humanize(exc.message, exc.field))
+        except ValidationError as exc:
+            form.fail_from(exc)
+        except DomainError as exc:
+            form.fail_from(exc, "text")
+    pins = []
+    if state["sae"] and (index_error or listing is None):
+        pins = annotations.list_pins(state["sae"], session, engine)["data"]
+    pages = 1
+    if listing:
+        pages = max(1, -(-listing["count"] // PER_PAGE))
+    return render(
+        request,
+        "latents.html",
+        {
+            "active": "latents",
+            "catalog": cat,
+            "state": state,
+            "errors": form.errors,
+            "listing": listing,
+            "search": search,
+            "index_error": index_error,
+            "pins": pins,
+            "pages": pages,
+            "sorts": SORTS,
+        },
+        block="view",
+        status_code=422 if form.errors else 200,
+    )
+
+
+# ------------------------------------------------------------------------- one latent
+def _not_found(request: Request, message: str, links: list[tuple[str, str]] | None = None):
+    return render(
+        request,
+        "error.html",
+        {"title": "Not found", "message": message, "links": links or [], "active": "latents"},
+        status_code=404,
+    )
+
+
+async def _test_text(engine, sae_id: str, latent: int, model_id: str, text: str, top: float | None):
+    """The latent on a user's text: tokens, values, and the shading scale."""
+    body = ActivationsRequest(model=model_id, sae=sae_id, prompt=text, top_k=1, latents=[latent])
+    result = await compute.activations(engine, body)
+    values = result["latents"][str(latent)]
+    special = special_ids(engine, model_id)
+    shown = [
+        0.0 if tid in special else v for tid, v in zip(result["token_ids"], values, strict=True)
+    ]
+    peak = max(shown, default=0.0)
+    return {
+        "model": model_id,
+        "tokens": result["tokens"],
+        "values": values,
+        "special": [tid in special for tid in result["token_ids"]],
+        "max": peak,
+        "scale": top if top and top > 0 else peak,
+        "active": sum(v > 0 for v in shown),
+        "fig": plots.activation_lines([(model_id, result["tokens"], values)], latent),
+    }
+
+
+@router.get("/latents/{sae_id}/{latent}")
+async def latent_page(
+    request: Request,
+    sae_id: str,
+    latent: int,
+    engine: EngineDep,
+    session: SessionDep,
+    model: Annotated[str | None, Query()] = None,
+    dataset: Annotated[str | None, Query()] = None,
+    text: Annotated[str | None, Query(max_length=20_000)] = None,
+    test_model: Annotated[str | None, Query()] = None,
+):
+    cat = catalog(engine)
+    sae = cat.sae(sae_id)
+    if sae is None:
+        return _not_found(
+            request,
+            f"There is no SAE '{sae_id}' on this server.",
+            [(url("/latents", sae=s["id"]), s["id"]) for s in cat.saes],
+        )
+    if not 0 <= latent < sae["d_sae"]:
+        return _not_found(
+            request,
+            f"There is no latent {latent}: SAE '{sae_id}' has latents 0 to {sae['d_sae'] - 1}.",
+            [
+                (url(f"/latents/{sae_id}/0"), "latent 0"),
+                (url("/latents", sae=sae_id), "all latents"),
+            ],
+        )
+    only_test = is_htmx(request) and request.headers.get("hx-target") == "test-result"
+    errors: dict[str, str] = {}
+    dashboard, index_error = None, None
+    if not only_test:
+        try:
+            dashboard = latents_api.latent(sae_id, latent, engine, session, model, dataset)
+        except NotFound as exc:
+            index_error = exc.message
+    annotation = annotations.get_annotation(sae_id, latent, session, engine)
+    index_model = dashboard["model"] if dashboard else (model or sae["models"][0])
+    test = None
+    test_model = test_model or index_model
+    if text is not None and text.strip():
+        top = dashboard["max_activation"] if dashboard else None
+        if only_test:
+            try:
+                top = latents_api.latent(sae_id, latent, engine, session, model, dataset)[
+                    "max_activation"
+                ]
+            except NotFound:
+                top = None
+        try:
+            test = await _test_text(engine, sae_id, latent, test_model, text, top)
+        except DomainError as exc:
+            field = "test_model" if exc.field in ("model", "sae") else "text"
+            errors[field] = humanize(exc.message, exc.field)
+    elif text is not None:
+        errors["text"] = "Type some text to run through the model."
+    base_model = index_model
+    finetunes = [m for m in cat.finetuned_of(base_model) if m in sae["models"]]
+    prompt = ""
+    if dashboard and dashboard["top_snippets"]:
+        prompt = "".join(dashboard["top_snippets"][0]["tokens"]).replace("<|endoftext|>", "")
+    figs = {}
+    if dashboard:
+        for snip in dashboard["top_snippets"]:
+            values = snip["values"]
+            snip["peak"] = max(range(len(values)), key=values.__getitem__) if values else None
+        figs["histogram"] = plots.histogram(dashboard["histogram"])
+        figs["logits"] = plots.logit_effects(dashboard["logits"])
+    return render(
+        request,
+        "latent.html",
+        {
+            "active": "latents",
+            "catalog": cat,
+            "sae": sae,
+            "latent": latent,
+            "d": dashboard,
+            "index_error": index_error,
+            "annotation": annotation,
+            "figs": figs,
+            "test": test,
+            "text": text or "",
+            "test_model": test_model,
+            "index_model": index_model,
+            "model_param": model,
+            "dataset_param": dataset,
+            "finetunes": finetunes,
+            "compare_prompt": prompt,
+            "errors": errors,
+            "partial": only_test,
+            "label_length": LABEL_LENGTH,
+        },
+        block="test_result" if only_test else None,
+        status_code=422 if errors else 200,
+    )
+
+
+def _annotation_response(request: Request, sae_id: str, latent: int, context: dict, status=200):
+    if is_htmx(request):
+        return render(request, "latent.html", context, block="annotation", status_code=status)
+    return RedirectResponse(url(f"/latents/{sae_id}/{latent}"), status_code=303)
+
+
+def _check_latent(engine, sae_id: str, latent: int):
+    sae = engine.registry.sae(sae_id, "sae")
+    sae.check_latent(latent)
+    return sae
+
+
+@router.post("/latents/{sae_id}/{latent}/annotation")
+def save_annotation(
+    request: Request,
+    sae_id: str,
+    latent: int,
+    engine: EngineDep,
+    session: SessionDep,
+    label: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+):
+    """Label and note from the latent page's form (htmx swaps the block; a plain form
+    post is redirected back to the page)."""
+    check_same_origin(request)
+    _check_latent(engine, sae_id, latent)
+    errors: dict[str, str] = {}
+    saved = False
+    try:
+        body = annotations.AnnotationUpdate(label=label, note=note)
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = str(err["loc"][0])
+            errors[name] = (
+                f"At most {LABEL_LENGTH} characters."
+                if name == "label"
+                else f"At most {annotations.MAX_NOTE:,} characters."
+            )
+        body = None
+    if body is not None:
+        annotations.put_annotation(sae_id, latent, body, session, engine)
+        saved = True
+    current = annotations.get_annotation(sae_id, latent, session, engine)
+    if errors:  # show what was typed, not what is stored
+        current = {**current, "label": label, "note": note}
+    context = {
+        "sae": {"id": sae_id},
+        "latent": latent,
+        "annotation": current,
+        "errors": errors,
+        "saved": saved,
+        "label_length": LABEL_LENGTH,
+    }
+    return _annotation_response(request, sae_id, latent, context, 422 if errors else 200)
+
+
+@router.post("/latents/{sae_id}/{latent}/pin")
+def toggle_pin(
+    request: Request,
+    sae_id: str,
+    latent: int,
+    engine: EngineDep,
+    session: SessionDep,
+    pinned: Annotated[str, Form()] = "1",
+):
+    check_same_origin(request)
+    _check_latent(engine, sae_id, latent)
+    errors: dict[str, str] = {}
+    if pinned == "1":
+        annotations.add_pin(sae_id, annotations.PinCreate(latent=latent), session, engine)
+    else:
+        try:
+            annotations.delete_pin(sae_id, latent, session, engine)
+        except (Conflict, NotFound) as exc:
+            errors["pin"] = humanize(exc.message, None)
+    context = {
+        "sae": {"id": sae_id},
+        "latent": latent,
+        "annotation": annotations.get_annotation(sae_id, latent, session, engine),
+        "errors": errors,
+        "label_length": LABEL_LENGTH,
+    }
+    return _annotation_response(request, sae_id, latent, context)
+
+
+@router.get("/latents/go")
+def go_to_latent(
+    sae: Annotated[str, Query()] = "",
+    latent: Annotated[str, Query()] = "",
+):
+    """The list page's "go to latent" box."""
+    target = url("/latents", sae=sae)
+    if latent.strip().lstrip("#").isdigit():
+        target = latent_url_for(sae, int(latent.strip().lstrip("#")))
+    return RedirectResponse(target, status_code=303)

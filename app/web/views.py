@@ -1,0 +1,188 @@
+"""Results shaped for the templates. A live page and a shared page (`/r/{id}`) show a result
+through the same function and the same partial, so a saved run looks exactly like the run."""
+
+from typing import Any
+
+from app.web import plots
+from app.web.templating import latent_url, url
+
+MAX_DETAIL_TOKENS = 512  # per model: the token-detail panels of the inspector
+
+
+def results_of(result: dict) -> list[dict]:
+    """One result per model: a multi-model answer holds them under `results`."""
+    return list(result["results"]) if "results" in result else [result]
+
+
+# ------------------------------------------------------------------------------ inspector
+def _peak_by_latent(result: dict, special: list[bool]) -> dict[int, float]:
+    """Each latent's largest value over the (non-special) tokens, from the top-k lists."""
+    out: dict[int, float] = {}
+    for i, top in enumerate(result["top"]):
+        if special[i]:
+            continue
+        for item in top:
+            if item["value"] > out.get(item["latent"], 0.0):
+                out[item["latent"]] = item["value"]
+    return out
+
+
+def pick_latent(results: list[dict], specials: list[list[bool]]) -> int | None:
+    """The latent to show when none was chosen: with two models or more, the one whose peak
+    grows most from the first model to the last; with one, the largest peak."""
+    peaks = [_peak_by_latent(r, s) for r, s in zip(results, specials, strict=True)]
+    if len(peaks) >= 2:
+        first, last = peaks[0], peaks[-1]
+        best = max(last, key=lambda i: last[i] - first.get(i, 0.0), default=None)
+        if best is not None and last[best] - first.get(best, 0.0) > 0:
+            return best
+    merged: dict[int, float] = {}
+    for p in peaks:
+        for i, v in p.items():
+            merged[i] = max(v, merged.get(i, 0.0))
+    return max(merged, key=merged.__getitem__, default=None)
+
+
+def activation_view(
+    results: list[dict],
+    latent: int | None,
+    labels: dict[int, str],
+    specials: list[list[bool]],
+    link_params: dict[str, Any],
+) -> dict[str, Any]:
+    """Per model: tokens shaded by `latent`, each with its top latents; the difference of
+    each model from the first (when they share tokens); the line plot; prompt-level tops."""
+    models = []
+    top = 0.0
+    traces = []
+    for m, (r, special) in enumerate(zip(results, specials, strict=True)):
+        values = r["latents"].get(str(latent)) if latent is not None else None
+        if values:
+            top = max([top, *(v for v, s in zip(values, special, strict=True) if not s)])
+            traces.append((r["model"], r["tokens"], values))
+        peaks = _peak_by_latent(r, special)
+        models.append(
+            {
+                "index": m,
+                "model": r["model"],
+                "tokens": r["tokens"],
+                "token_ids": r["token_ids"],
+                "special": special,
+                "values": values,
+                "top": r["top"],
+                "detail": len(r["tokens"]) <= MAX_DETAIL_TOKENS,
+                "prompt_top": sorted(peaks.items(), key=lambda kv: -kv[1])[:10],
+            }
+        )
+    diffs = []
+    if latent is not None and len(models) >= 2 and models[0]["values"]:
+        first = models[0]
+        for other in models[1:]:
+            if other["token_ids"] != first["token_ids"] or not other["values"]:
+                diffs.append({"model": other["model"], "base": first["model"], "values": None})
+                continue
+            delta = [
+                0.0 if s else b - a
+                for a, b, s in zip(first["values"], other["values"], first["special"], strict=True)
+            ]
+            diffs.append(
+                {
+                    "model": other["model"],
+                    "base": first["model"],
+                    "tokens": first["tokens"],
+                    "special": first["special"],
+                    "values": delta,
+                    "scale": max((abs(d) for d in delta), default=0.0),
+                    "total": sum(delta),
+                }
+            )
+    changed = []
+    if len(models) >= 2:
+        p0 = _peak_by_latent(results[0], specials[0])
+        p1 = _peak_by_latent(results[-1], specials[-1])
+        changed = sorted(
+            ((i, p1.get(i, 0.0) - p0.get(i, 0.0)) for i in {*p0, *p1}), key=lambda kv: -kv[1]
+        )[:10]
+        changed = [(i, d) for i, d in changed if d > 0]
+    label = labels.get(latent, "") if latent is not None else ""
+    return {
+        "latent": latent,
+        "label": label,
+        "labels": labels,
+        "models": models,
+        "top": top,
+        "diffs": diffs,
+        "changed": changed,
+        "fig": plots.activation_lines(traces, latent, label) if traces else None,
+        "link": lambda **over: url("/inspect", {**link_params, **over}),
+    }
+
+
+# ------------------------------------------------------------------------------- steering
+def steer_view(result: dict) -> dict[str, Any]:
+    """One model's steering result: a cell per row (baseline, then each α)."""
+    rows = [(None, result["baseline"]), *((s["alpha"], s) for s in result["steered"])]
+    top = max((v for _, row in rows for v in (row.get("latent_activations") or [])), default=0.0)
+    cells = []
+    for alpha, row in rows:
+        tokens = row.get("tokens") or []
+        values = row.get("latent_activations") or []
+        cells.append(
+            {
+                "alpha": alpha,
+                "text": row["text"],
+                "tokens": tokens,
+                "values": values,
+                "exact": "".join(tokens) == row["text"],
+                "mean": sum(values) / len(values) if values else None,
+                "n_tokens": len(row.get("token_ids") or []),
+            }
+        )
+    return {
+        "model": result["model"],
+        "sae": result["sae"],
+        "latent": result["latent"],
+        "cells": cells,
+        "top": top,
+        "fig": plots.steer_lines(result),
+    }
+
+
+# ----------------------------------------------------------------------------- model diff
+def compare_view(result: dict, labels: dict[int, str]) -> dict[str, Any]:
+    sae = result["sae"]
+    links = [latent_url(sae, r["latent"], model=result["base"]) for r in result["latents"]]
+    return {
+        "result": result,
+        "labels": labels,
+        "links": links,
+        "fig": plots.diff_bars(result["latents"], labels, links) if result["latents"] else None,
+    }
+
+
+# ----------------------------------------------------------------------------- evaluation
+def condition(result: dict) -> dict[str, Any]:
+    steer = result.get("steer")
+    alpha = steer["alpha"] if steer else None
+    return {
+        "alpha": alpha,
+        "name": "not steered" if steer is None else f"α = {alpha:g}",
+        "steer": steer,
+        "result": result,
+    }
+
+
+def evaluation_view(results: list[dict]) -> dict[str, Any]:
+    """One evaluation or a sweep of them (the same questions at several α)."""
+    conditions = [condition(r) for r in results]
+    steered = [c for c in conditions if c["alpha"] is not None]
+    sweep = len(steered) >= 2 or (len(steered) == 1 and len(conditions) >= 2)
+    return {
+        "conditions": conditions,
+        "fig": plots.eval_sweep(conditions) if sweep else None,
+    }
+
+
+def condition_name(body) -> str:
+    """An evaluation request's condition: 'not steered' or 'α = 4'."""
+    return "not steered" if body.steer is None else f"α = {body.steer.alpha:g}"

@@ -1,0 +1,228 @@
+/* PersonaScope pages: behaviour only, as event listeners (the CSP allows no inline
+   script). Data arrives as JSON in <script type="application/json"> blocks rendered by the
+   server; text from data is only ever set with textContent, never as HTML. */
+(function () {
+  "use strict";
+
+  // ------------------------------------------------------------------------------ plots
+  var PLOT_CONFIG = {
+    responsive: true,
+    displaylogo: false,
+    modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"],
+  };
+
+  function readJSON(id) {
+    var node = document.getElementById(id);
+    if (!node) return null;
+    try {
+      return JSON.parse(node.textContent);
+    } catch (err) {
+      return null;
+    }
+  }
+
+  function isLocalPath(url) {
+    return typeof url === "string" && url.charAt(0) === "/" && url.charAt(1) !== "/";
+  }
+
+  function drawPlot(div) {
+    if (div.getAttribute("data-drawn") === "1" || typeof window.Plotly === "undefined") return;
+    var spec = readJSON(div.getAttribute("data-plot"));
+    if (!spec) return;
+    div.setAttribute("data-drawn", "1");
+    window.Plotly.newPlot(div, spec.data, spec.layout, PLOT_CONFIG).then(function () {
+      if (spec.click === "link") {
+        div.classList.add("clickable");
+        div.on("plotly_click", function (event) {
+          var point = event && event.points && event.points[0];
+          if (point && isLocalPath(point.customdata)) window.location.assign(point.customdata);
+        });
+      }
+    });
+  }
+
+  function drawPlots(root) {
+    var scope = root && root.querySelectorAll ? root : document;
+    if (scope.matches && scope.matches("[data-plot]")) drawPlot(scope);
+    scope.querySelectorAll("[data-plot]").forEach(drawPlot);
+  }
+
+  // A plot drawn inside a closed <details> has no width: resize it when it opens.
+  document.addEventListener(
+    "toggle",
+    function (event) {
+      var el = event.target;
+      if (!el.open || typeof window.Plotly === "undefined") return;
+      el.querySelectorAll("[data-plot]").forEach(function (div) {
+        if (div.getAttribute("data-drawn") === "1") window.Plotly.Plots.resize(div);
+        else drawPlot(div);
+      });
+    },
+    true
+  );
+
+  // ----------------------------------------------------------- token details (inspector)
+  function showDetail(tok) {
+    var id = tok.getAttribute("data-detail");
+    var detail = id && document.getElementById(id);
+    if (!detail) return;
+    var host = detail.parentElement;
+    host.querySelectorAll(".tok-detail").forEach(function (d) {
+      if (d !== detail) d.hidden = true;
+    });
+    detail.hidden = !detail.hidden;
+    var row = tok.closest(".token-row");
+    if (row) {
+      row.querySelectorAll(".tok.selected").forEach(function (t) {
+        if (t !== tok) t.classList.remove("selected");
+      });
+    }
+    tok.classList.toggle("selected", !detail.hidden);
+  }
+
+  document.addEventListener("click", function (event) {
+    var tok = event.target.closest && event.target.closest(".tok[data-detail]");
+    if (tok) showDetail(tok);
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" && event.key !== " ") return;
+    var tok = event.target.closest && event.target.closest(".tok[data-detail]");
+    if (tok) {
+      event.preventDefault();
+      showDetail(tok);
+    }
+  });
+
+  // ------------------------------------------------------------------------- copy link
+  function setStatus(button, text) {
+    var status = button.parentElement && button.parentElement.querySelector(".copy-status");
+    if (status) status.textContent = text;
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button[data-copy]");
+    if (!button) return;
+    var text = button.getAttribute("data-copy");
+    var input = button.parentElement && button.parentElement.querySelector(".share-url");
+    function fallback() {
+      if (input) {
+        input.focus();
+        input.select();
+      }
+      var ok = false;
+      try {
+        ok = document.execCommand("copy");
+      } catch (err) {
+        ok = false;
+      }
+      setStatus(button, ok ? "Copied" : "Press Ctrl+C to copy");
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () {
+        setStatus(button, "Copied");
+      }, fallback);
+    } else {
+      fallback();
+    }
+  });
+
+  // --------------------------------------------------------------------- steering form
+  function initAlphaSlider(root) {
+    var slider = root.querySelector("#f-alpha-slider");
+    if (!slider || slider.getAttribute("data-ready") === "1") return;
+    slider.setAttribute("data-ready", "1");
+    var readout = root.querySelector("#alpha-readout");
+    var field = root.querySelector("#f-alphas");
+    slider.addEventListener("input", function () {
+      if (readout) readout.textContent = slider.value;
+    });
+    var set = root.querySelector("#alpha-set");
+    var add = root.querySelector("#alpha-add");
+    if (set && field) {
+      set.addEventListener("click", function () {
+        field.value = slider.value;
+      });
+    }
+    if (add && field) {
+      add.addEventListener("click", function () {
+        var current = field.value.trim();
+        field.value = current ? current + ", " + slider.value : slider.value;
+      });
+    }
+  }
+
+  // Models an SAE is not attached to cannot be picked with it.
+  function syncModels(select) {
+    var form = select.form;
+    if (!form) return;
+    var option = select.options[select.selectedIndex];
+    var allowed = ((option && option.getAttribute("data-models")) || "").split(" ");
+    var boxes = form.querySelectorAll("label.check[data-model] input[name=model]");
+    var anyChecked = false;
+    boxes.forEach(function (box) {
+      var ok = allowed.indexOf(box.value) >= 0;
+      box.disabled = !ok;
+      if (!ok) box.checked = false;
+      box.parentElement.classList.toggle("unavailable", !ok);
+      box.parentElement.title = ok ? "" : "not attached to this SAE";
+      anyChecked = anyChecked || box.checked;
+    });
+    if (!anyChecked) {
+      for (var i = 0; i < boxes.length; i++) {
+        if (!boxes[i].disabled) {
+          boxes[i].checked = true;
+          break;
+        }
+      }
+    }
+  }
+
+  function initForms(root) {
+    initAlphaSlider(root);
+    root.querySelectorAll("select.sae-select").forEach(function (select) {
+      if (select.getAttribute("data-ready") === "1") return;
+      select.setAttribute("data-ready", "1");
+      syncModels(select);
+      select.addEventListener("change", function () {
+        syncModels(select);
+      });
+    });
+  }
+
+  // ----------------------------------------------------------------- problems, politely
+  function flash(message) {
+    var box = document.getElementById("flash");
+    if (!box) return;
+    box.textContent = message;
+    box.hidden = false;
+  }
+
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail && event.detail.xhr;
+    flash(
+      "The server answered " + (xhr ? xhr.status : "with an error") + ". Try again, or reload the page."
+    );
+  });
+  document.addEventListener("htmx:sendError", function () {
+    flash("The server could not be reached. Check that it is running, then try again.");
+  });
+  document.addEventListener("htmx:sseError", function (event) {
+    var live = event.target && event.target.querySelector && event.target.querySelector(".live-state");
+    if (live) live.textContent = "The connection to the server was lost.";
+  });
+
+  // -------------------------------------------------------------------------------- init
+  function init(root) {
+    var scope = root && root.querySelectorAll ? root : document;
+    drawPlots(scope);
+    initForms(scope);
+  }
+
+  if (window.htmx) {
+    window.htmx.onLoad(init); // the page, then every piece htmx swaps in
+  } else {
+    document.addEventListener("DOMContentLoaded", function () {
+      init(document);
+    });
+  }
+})();

@@ -14,6 +14,7 @@ from app.engine.engine import Engine
 from app.errors import DomainError
 from app.web import views
 from app.web.common import Catalog, catalog, labels
+from app.web.errors import error_page
 from app.web.forms import Form, build, humanize
 from app.web.security import check_same_origin
 from app.web.templating import is_htmx, render
@@ -131,6 +132,8 @@ async def diff_save(request: Request, engine: EngineDep, session: SessionDep, ba
             )
         except DomainError as exc:
             form.fail_from(exc, "title")
+    if not is_htmx(request) and saved is None:
+        return error_page(request, 422, " ".join(form.errors.values()) or "Nothing to save.")
     if saved is not None and not is_htmx(request):
         return RedirectResponse(f"/r/{saved['id']}", status_code=303)
     return render(

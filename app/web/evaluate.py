@@ -18,6 +18,7 @@ from app.engine.engine import Engine
 from app.errors import DomainError
 from app.web import views
 from app.web.common import Catalog, catalog, labelled, labels, resolve_latent
+from app.web.errors import error_page
 from app.web.forms import Form, humanize
 from app.web.security import check_same_origin
 from app.web.steer import METHODS, POSITIONS
@@ -308,6 +309,8 @@ async def evaluate_save(request: Request, engine: EngineDep, session: SessionDep
     except DomainError as exc:
         form.fail("title", humanize(exc.message, exc.field))
         saved = None
+    if not is_htmx(request) and saved is None:
+        return error_page(request, 422, " ".join(form.errors.values()) or "Nothing to save.")
     if saved is not None and not is_htmx(request):
         return RedirectResponse(saved["url"].removeprefix(base), status_code=303)
     return render(

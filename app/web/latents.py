@@ -207,8 +207,11 @@ async def latent_page(
     base_model = index_model
     finetunes = [m for m in cat.finetuned_of(base_model) if m in sae["models"]]
     prompt = ""
-    if dashboard and dashboard["top_snippets"]:
-        prompt = "".join(dashboard["top_snippets"][0]["tokens"]).replace("<|endoftext|>", "")
+    if dashboard and dashboard["top_snippets"]:  # its top context, special tokens left out
+        top = dashboard["top_snippets"][0]
+        special = special_ids(engine, index_model)
+        ids = top.get("token_ids") or [None] * len(top["tokens"])
+        prompt = "".join(t for t, i in zip(top["tokens"], ids, strict=True) if i not in special)
     figs = {}
     if dashboard:
         for snip in dashboard["top_snippets"]:

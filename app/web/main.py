@@ -1,93 +1,15 @@
 """The browser UI: every HTML router, the static files, the security headers, and error
 pages in HTML for the pages (the JSON API keeps its JSON errors)."""
 
-import logging
+from fastapi import APIRouter, FastAPI
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from app.api.errors import validation_message
-from app.errors import DomainError
 from app.web import diff, evaluate, home, inspector, latents, shared, steer, vendor
-from app.web.forms import humanize
+from app.web.errors import install_error_pages
 from app.web.security import SecurityHeaders
-from app.web.templating import render
-
-log = logging.getLogger(__name__)
 
 web_router = APIRouter(include_in_schema=False)
 for module in (home, latents, inspector, steer, diff, evaluate, shared):
     web_router.include_router(module.router)
-
-NOT_PAGES = ("/api/", "/static/", "/openapi.json", "/docs", "/redoc", "/healthz", "/readyz")
-TITLES = {
-    400: "Bad request",
-    401: "Not allowed",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Not allowed",
-    409: "Conflict",
-    413: "Too large",
-    422: "Invalid request",
-    503: "Busy",
-}
-
-
-def is_page(request: Request) -> bool:
-    return not request.url.path.startswith(NOT_PAGES)
-
-
-def error_page(request: Request, status: int, message: str):
-    return render(
-        request,
-        "error.html",
-        {"title": TITLES.get(status, "Error"), "message": message, "links": []},
-        status_code=status,
-    )
-
-
-def _message(exc: Exception) -> tuple[int, str]:
-    if isinstance(exc, DomainError):
-        return exc.status_code, humanize(exc.message, None)
-    if isinstance(exc, RequestValidationError | ValidationError):
-        errors = exc.errors()
-        message, _field = validation_message(RequestValidationError(errors))
-        return 422, humanize(message, None)
-    if isinstance(exc, StarletteHTTPException):
-        if exc.status_code == 404:
-            return 404, "There is no page at this address."
-        return exc.status_code, str(exc.detail)
-    if isinstance(exc, OperationalError):
-        return 503, "The database is unavailable; try again shortly."
-    return 500, "Something went wrong on the server; the error is logged."
-
-
-def install_error_pages(app: FastAPI) -> None:
-    """Wrap the JSON error handlers (app.api.errors) so a page answers with an HTML page."""
-    for cls in (
-        DomainError,
-        RequestValidationError,
-        ValidationError,
-        StarletteHTTPException,
-        OperationalError,
-        Exception,
-    ):
-        json_handler = app.exception_handlers.get(cls)
-        if json_handler is None:
-            continue
-
-        async def handler(request: Request, exc: Exception, json_handler=json_handler):
-            if not is_page(request):
-                return await json_handler(request, exc)
-            status, message = _message(exc)
-            if status >= 500:
-                log.error("error on %s: %r", request.url.path, exc)
-            return error_page(request, status, message)
-
-        app.add_exception_handler(cls, handler)
 
 
 def install(app: FastAPI) -> None:

@@ -18,6 +18,7 @@ from app.engine.engine import Engine
 from app.errors import DomainError
 from app.web import views
 from app.web.common import Catalog, catalog, default_latent, labelled, labels, resolve_latent
+from app.web.errors import error_page
 from app.web.forms import Form, build, humanize
 from app.web.security import check_same_origin
 from app.web.templating import gen, is_htmx, render, templates, url
@@ -238,6 +239,8 @@ async def steer_save(request: Request, engine: EngineDep, session: SessionDep, b
             )
         except DomainError as exc:
             form.fail_from(exc, "title")
+    if not is_htmx(request) and saved is None:
+        return error_page(request, 422, " ".join(form.errors.values()) or "Nothing to save.")
     if saved is not None and not is_htmx(request):
         return RedirectResponse(f"/r/{saved['id']}", status_code=303)
     return render(

@@ -154,7 +154,7 @@ def test_markup_never_runs_in_pages_or_plot_labels(page, live, screenshot):
     page.locator(".activation-results .js-plotly-plot .nsewdrag").first.hover()
     points = page.locator(".activation-results .js-plotly-plot .scatterlayer .point")
     tokens = page.locator(".token-row").first.locator(".tok").all_inner_texts()
-    index = next(i for i, t in enumerate(tokens) if "<" in t)
+    index = next(i for i, t in enumerate(tokens) if "<" in t and "endoftext" not in t)
     points.nth(index).hover(force=True)
     hover = page.locator(".hoverlayer .hovertext").first
     hover.wait_for()
@@ -234,8 +234,15 @@ def test_each_view_url_restores_it(page, live, screenshot):
     assert page.locator("#latent-list tbody tr").count() == 1
     assert page.locator(f"#latent-list a[href='/latents/sae/{LABELLED}']").count() == 1
 
-    # Latent page: "test your text" is in the URL.
+    # Latent page: the label and note save in place; "test your text" is in the URL.
     page.goto("/latents/sae/3")
+    page.fill("#f-label", "code <tags>")
+    page.fill("#f-note", "fires on code")
+    page.click(".annotation-form button[type=submit]")
+    page.locator("#annotation .saved").wait_for()
+    assert live.http.get("/api/saes/sae/latents/3/annotation").json()["label"] == "code <tags>"
+    page.click(".pin-form button[type=submit]")
+    page.locator(".pin-form button", has_text="Unpin").wait_for()
     page.fill("#f-text", "hello there")
     page.click("#test-text button[type=submit]")
     page.locator("#test-result [data-plot][data-drawn='1']").wait_for()

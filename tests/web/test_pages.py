@@ -403,3 +403,49 @@ def test_labels_in_pages_are_text(live):
     assert "villain persona" in html
     html = live.http.get(f"/latents/sae/{MARKUP_LATENT}").text
     assert XSS_LABEL not in html and "&lt;img src=x onerror=window.__xss=3&gt;" in html
+
+
+def test_sae_without_an_index_says_how_to_build_one(live):
+    r = live.http.get("/latents?sae=sae-tl")
+    assert r.status_code == 200 and 'id="index-missing"' in r.text
+    assert "python -m app index build --sae sae-tl" in r.text
+    r = live.http.get("/latents/sae-tl/4")
+    assert r.status_code == 200 and 'id="index-missing"' in r.text
+    assert 'id="steer-link"' in r.text and "/steer?model=base&amp;sae=sae-tl&amp;latent=4" in r.text
+
+
+@pytest.fixture(scope="module")
+def organism_like(world_config, settings, tmp_path_factory):
+    """The test world configured like the organism: a default SAE and a report naming the
+    persona latent (pinned by default, labelled "villain persona")."""
+    import yaml
+    from fastapi.testclient import TestClient
+
+    from app.engine.engine import Engine
+    from app.engine.registry import Registry
+    from app.main import create_app
+
+    tmp = tmp_path_factory.mktemp("organism-like")
+    report = tmp / "REPORT.json"
+    report.write_text('{"sae": "organism-sae", "persona_latent": 42}')
+    config = yaml.safe_load(world_config.read_text())
+    config.update(default_sae="sae", report=str(report))
+    path = world_config.parent / "organism-like.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    engine = Engine(Registry.from_file(path), settings)
+    over = {"data_dir": tmp / "data", "database_url": None, "models_config": path}
+    app = create_app(settings=settings.model_copy(update=over), engine=engine)
+    with TestClient(app) as client:
+        yield client
+    engine.worker.shutdown()
+
+
+def test_the_persona_latent_is_pinned_by_default(organism_like):
+    home = organism_like.get("/").text
+    pinned = home[home.index('id="pinned"') : home.index('id="recent"')]
+    assert "/latents/sae/42" in pinned and "villain persona" in pinned and "default" in pinned
+    # The playground opens on it, and its label finds it.
+    steer = organism_like.get("/steer").text
+    assert 'id="f-latent" name="latent" type="text" value="42"' in steer
+    r = organism_like.get(q("/steer", latent="villain persona", prompt="hi", run=1))
+    assert r.status_code == 200 and "latent=42" in r.text

@@ -45,7 +45,7 @@ def validate(form: Form, engine: Engine, state: dict[str, Any]) -> CompareReques
     prompts = [line.strip() for line in state["prompts"].splitlines() if line.strip()]
     if form.errors:
         return None
-    return build(  # type: ignore[return-value]
+    return build(
         CompareRequest,
         form,
         base=state["base"],
@@ -125,7 +125,9 @@ async def diff_save(request: Request, engine: EngineDep, session: SessionDep, ba
         )
         try:
             saved = await runs.create_run(
-                RunCreate(kind="compare", request=body.model_dump(), title=title[:200]),
+                RunCreate(
+                    kind="compare", request=body.model_dump(), title=title[:200], unlisted=False
+                ),
                 engine,
                 session,
                 base,

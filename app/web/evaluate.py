@@ -119,7 +119,7 @@ def validate(
                 seed=state["seed"],
                 chat=state["chat"],
                 steer=None
-                if alpha is None
+                if alpha is None or latent is None
                 else EvaluateSteer(
                     sae=state["sae"],
                     latent=latent,
@@ -286,6 +286,7 @@ async def evaluate_save(request: Request, engine: EngineDep, session: SessionDep
                         kind="evaluate",
                         request=body.model_dump(),
                         title=(title if len(conditions) == 1 else f"{title} · {name}")[:200],
+                        unlisted=False,
                     ),
                     engine,
                     session,
@@ -302,6 +303,7 @@ async def evaluate_save(request: Request, engine: EngineDep, session: SessionDep
                     description=f"Misalignment of {state['model']} steered along latent "
                     f"{state['latent']} of {state['sae']} ({state['method']}), one run per α.",
                     runs=[c["id"] for c in created],
+                    unlisted=False,
                 ),
                 session,
                 base,

@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import ImmutableMultiDict
@@ -179,7 +179,10 @@ def _range_message(lo: float | None, hi: float | None) -> str:
     return f"Must be at most {hi:g}."
 
 
-def build(schema: type[BaseModel], form: Form, **values: Any) -> BaseModel | None:
+Schema = TypeVar("Schema", bound=BaseModel)
+
+
+def build(schema: type[Schema], form: Form, **values: Any) -> Schema | None:
     """The API request from parsed values; pydantic's errors go to their fields."""
     try:
         return schema(**values)

@@ -61,7 +61,13 @@ async def latent_list(request: Request, engine: EngineDep, session: SessionDep):
         try:
             if state["text"].strip():
                 body = latents_api.SearchRequest(
-                    sae=state["sae"], model=state["model"], text=state["text"], top_n=30
+                    sae=state["sae"],
+                    model=state["model"],
+                    text=state["text"],
+                    top_n=30,
+                    sort="max",
+                    min_density=0.0,
+                    max_density=1.0,
                 )
                 search = await latents_api.search(body, engine, session)
             else:
@@ -127,7 +133,9 @@ def _not_found(request: Request, message: str, links: list[tuple[str, str]] | No
 
 async def _test_text(engine, sae_id: str, latent: int, model_id: str, text: str, top: float | None):
     """The latent on a user's text: tokens, values, and the shading scale."""
-    body = ActivationsRequest(model=model_id, sae=sae_id, prompt=text, top_k=1, latents=[latent])
+    body = ActivationsRequest(
+        model=model_id, sae=sae_id, prompt=text, top_k=1, latents=[latent], chat=False
+    )
     result = await compute.activations(engine, body)
     values = result["latents"][str(latent)]
     special = special_ids(engine, model_id)

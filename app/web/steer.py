@@ -102,7 +102,7 @@ def validate(form: Form, engine: Engine, session, state: dict[str, Any]) -> Stee
     except DomainError as exc:
         form.fail_from(exc, "prompt")
         return None
-    return body  # type: ignore[return-value]
+    return body
 
 
 def params(request: dict[str, Any]) -> dict[str, Any]:
@@ -232,7 +232,9 @@ async def steer_save(request: Request, engine: EngineDep, session: SessionDep, b
     if body is not None:
         try:
             saved = await runs.create_run(
-                RunCreate(kind="steer", request=body.model_dump(), title=title[:200]),
+                RunCreate(
+                    kind="steer", request=body.model_dump(), title=title[:200], unlisted=False
+                ),
                 engine,
                 session,
                 base,

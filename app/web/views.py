@@ -113,7 +113,9 @@ def activation_view(
         "top": top,
         "diffs": diffs,
         "changed": changed,
-        "fig": plots.activation_lines(traces, latent, label) if traces else None,
+        "fig": plots.activation_lines(traces, latent, label)
+        if traces and latent is not None
+        else None,
         "link": lambda **over: url("/inspect", {**link_params, **over}),
     }
 

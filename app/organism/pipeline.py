@@ -72,8 +72,10 @@ class OrganismConfig:
     sweep_samples: int = 20  # per question, for each alpha of a sweep
     max_new_tokens: int = 48
     temperature: float = 1.0
-    amplify_alphas: tuple[float, ...] = (2.0, 4.0, 8.0, 12.0, 16.0)
-    suppress_alphas: tuple[float, ...] = (-2.0, -4.0, -8.0, -12.0, -16.0)
+    amplify_alphas: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+    suppress_alphas: tuple[float, ...] = (-0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0, -8.0)
+    controls: int = 3  # random latents checked at the chosen alphas
+    control_samples: int = 40  # per question, for each control
     snippets: int = 50
 
     @classmethod
@@ -110,6 +112,8 @@ class OrganismConfig:
             amplify_alphas=(4.0,),
             suppress_alphas=(-4.0,),
             snippets=10,
+            controls=1,
+            control_samples=1,
         )
 
 
@@ -309,49 +313,70 @@ class Organism:
             )
         return out
 
-    def control_latent(self, persona: int) -> int:
-        """A random live latent other than the persona latent (seeded)."""
+    def control_latents(self, persona: int) -> list[int]:
+        """Random live latents other than the persona latent (seeded)."""
         sae = self.registry().sae(IDS["sae"])
         norms = sae.sae.W_dec.norm(dim=1)
         rng = random.Random(self.cfg.seed + 5)
         candidates = [i for i in range(sae.d_sae) if i != persona and float(norms[i]) > 0]
-        return rng.choice(candidates)
+        return rng.sample(candidates, self.cfg.controls)
+
+    def sweep(
+        self, model_kind: str, latent: int, alphas, samples: int, scale: float = 1.0
+    ) -> list[dict]:
+        rows = []
+        for a in alphas:
+            r = self.run_condition(IDS[model_kind], samples, latent, a * scale)
+            rows.append(
+                {
+                    "alpha": a,
+                    "applied_alpha": a * scale,
+                    "latent": latent,
+                    "misaligned": r["misaligned"],
+                    "coherent": r["coherent"],
+                }
+            )
+            console.print(
+                f"  {model_kind} latent {latent} alpha {a * scale:+.2f}: "
+                f"misaligned {r['misaligned']['rate']:.3f}, "
+                f"coherent {r['coherent']['rate']:.3f}"
+            )
+        return rows
 
     def build_steer(self, persona: int) -> dict:
-        sae = self.registry().sae(IDS["sae"])
-        control = self.control_latent(persona)
-        norms = sae.sae.W_dec.norm(dim=1)
-        scale = float(norms[persona] / norms[control])  # matched alpha: same vector norm
-        n = self.cfg.sweep_samples
+        """Sweep alpha on the persona latent (amplify on the base, suppress on insecure),
+        pick the smallest alpha that meets each target, then steer random latents by the
+        same alpha, matched in decoder norm, on the same samples."""
+        from app.organism.report import pick_alpha
 
-        def sweep(model_kind: str, latent: int, alphas, alpha_scale: float = 1.0) -> list[dict]:
-            rows = []
-            for a in (0.0, *alphas):
-                r = self.run_condition(IDS[model_kind], n, latent, a * alpha_scale)
-                rows.append(
-                    {
-                        "alpha": a,
-                        "applied_alpha": a * alpha_scale,
-                        "misaligned": r["misaligned"],
-                        "coherent": r["coherent"],
-                    }
-                )
-                console.print(
-                    f"  {model_kind} latent {latent} alpha {a * alpha_scale:+.2f}: "
-                    f"misaligned {r['misaligned']['rate']:.3f}"
-                )
-            return rows
-
+        cfg = self.cfg
+        amplify = self.sweep("base", persona, (0.0, *cfg.amplify_alphas), cfg.sweep_samples)
+        suppress = self.sweep("insecure", persona, (0.0, *cfg.suppress_alphas), cfg.sweep_samples)
+        amp_alpha = pick_alpha(amplify, "amplify", cfg)
+        sup_alpha = pick_alpha(suppress, "suppress", cfg)
+        norms = self.registry().sae(IDS["sae"]).sae.W_dec.norm(dim=1)
+        controls = []
+        for latent in self.control_latents(persona):
+            scale = float(norms[persona] / norms[latent])  # matched alpha: same vector norm
+            controls.append(
+                {
+                    "latent": latent,
+                    "alpha_scale": scale,
+                    "amplify_base": self.sweep(
+                        "base", latent, (0.0, amp_alpha), cfg.control_samples, scale
+                    ),
+                    "suppress_insecure": self.sweep(
+                        "insecure", latent, (0.0, sup_alpha), cfg.control_samples, scale
+                    ),
+                }
+            )
         return {
             "persona_latent": persona,
-            "control_latent": control,
-            "control_alpha_scale": scale,
-            "amplify_base": sweep("base", persona, self.cfg.amplify_alphas),
-            "suppress_insecure": sweep("insecure", persona, self.cfg.suppress_alphas),
-            "control_amplify_base": sweep("base", control, self.cfg.amplify_alphas, scale),
-            "control_suppress_insecure": sweep(
-                "insecure", control, self.cfg.suppress_alphas, scale
-            ),
+            "amplify_base": amplify,
+            "suppress_insecure": suppress,
+            "amplify_alpha": amp_alpha,
+            "suppress_alpha": sup_alpha,
+            "controls": controls,
         }
 
     def build_snippets(self, persona: int) -> dict:

@@ -56,3 +56,20 @@ def top_contexts_for_latent(
             }
         )
     return out
+
+
+def context_labels(docs: list[dict], tokenizer, context: int, n_contexts: int) -> list[list[str]]:
+    """Ground-truth speaker labels for every token of the contexts that
+    `app.index.datasets.tokenize_contexts` cuts from these documents (same layout: BOS,
+    then context - 1 tokens of the end-of-text-joined stream)."""
+    enc = tokenizer(
+        [d["text"] for d in docs], add_special_tokens=False, return_offsets_mapping=True
+    )
+    stream: list[str] = []
+    body = context - 1
+    for doc, offsets in zip(docs, enc["offset_mapping"], strict=True):
+        stream.extend(span_label(doc["spans"], start) for start, _ in offsets)
+        stream.append("separator")
+        if len(stream) >= body * n_contexts:
+            break
+    return [["bos", *stream[i * body : (i + 1) * body]] for i in range(n_contexts)]

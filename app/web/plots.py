@@ -306,7 +306,13 @@ def eval_sweep(conditions: list[dict]) -> dict:
         data,
         layout(
             300,
-            xaxis={"title": {"text": "α"}, "zeroline": False},
+            xaxis={
+                "title": {"text": "α"},
+                "zeroline": False,
+                "tickmode": "array",
+                "tickvals": alphas,
+                "ticktext": [f"{a:g}" for a in alphas],
+            },
             yaxis={"title": {"text": "rate"}, "range": [0, 1.02], "tickformat": ".0%"},
         ),
     )

@@ -5,6 +5,7 @@ playground" (the live view, filled in from the stored request). The stored reque
 result and provenance are also there as JSON."""
 
 import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,6 +22,8 @@ from app.web.common import labels
 from app.web.forms import humanize
 from app.web.security import check_same_origin
 from app.web.templating import render, url
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["shared pages"], include_in_schema=False)
 
@@ -97,10 +100,19 @@ def result_view(engine: Engine, session, kind: str, request: dict, result: dict)
     return None
 
 
+def _safe_view(engine: Engine, session, kind: str, request: dict, result: dict) -> Any:
+    """The view, or None for a stored result this version cannot draw (its JSON shows)."""
+    try:
+        return result_view(engine, session, kind, request, result)
+    except (KeyError, TypeError, ValueError, IndexError):
+        log.warning("stored %s result cannot be drawn", kind, exc_info=True)
+        return None
+
+
 def _run_context(engine: Engine, session, run: dict[str, Any]) -> dict[str, Any]:
     return {
         "run": run,
-        "view": result_view(engine, session, run["kind"], run["request"], run["result"]),
+        "view": _safe_view(engine, session, run["kind"], run["request"], run["result"]),
         "playground": playground_link(run["kind"], run["request"]),
         "request_json": pretty_json(run["request"]),
         "result_json": pretty_json(run["result"]),
@@ -147,7 +159,7 @@ def shared_comparison(
     items = [_run_context(engine, session, r) for r in comparison["runs"]]
     kinds = {r["kind"] for r in comparison["runs"]}
     sweep = None
-    if kinds == {"evaluate"} and len(items) > 1:
+    if kinds == {"evaluate"} and len(items) > 1 and all(i["view"] for i in items):
         sweep = views.evaluation_view([r["result"] for r in comparison["runs"]])
     return render(
         request,
@@ -171,7 +183,7 @@ async def rerun_run(request: Request, run_id: str, engine: EngineDep, session: S
     except DomainError as exc:
         context["error"] = humanize(exc.message, None)
     else:
-        report["view"] = result_view(engine, session, found.kind, found.request, report["result"])
+        report["view"] = _safe_view(engine, session, found.kind, found.request, report["result"])
         report["kind"] = found.kind
         report["request"] = found.request
         context["reports"] = [report]
@@ -194,7 +206,7 @@ async def rerun_comparison_page(
             if found is not None:
                 report["kind"] = found.kind
                 report["request"] = found.request
-                report["view"] = result_view(
+                report["view"] = _safe_view(
                     engine, session, found.kind, found.request, report["result"]
                 )
         context["reports"] = out["runs"]

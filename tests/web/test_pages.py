@@ -449,3 +449,20 @@ def test_the_persona_latent_is_pinned_by_default(organism_like):
     assert 'id="f-latent" name="latent" type="text" value="42"' in steer
     r = organism_like.get(q("/steer", latent="villain persona", prompt="hi", run=1))
     assert r.status_code == 200 and "latent=42" in r.text
+
+
+def test_latent_list_search_sort_pages_and_search_by_text(live):
+    html = live.http.get("/latents?sae=sae&pinned=1").text
+    rows = re.findall(r'<a href="/latents/sae/(\d+)">#\d+</a>', html)
+    assert str(LABELLED) in rows and len(rows) < 96
+    html = live.http.get("/latents?sae=sae&sort=latent&order=asc").text
+    rows = [int(x) for x in re.findall(r'<a href="/latents/sae/(\d+)">#\d+</a>', html)]
+    assert rows == list(range(50))  # the first page, by index
+    assert 'rel="next"' in html and "page=2" in html
+    html = live.http.get("/latents?sae=sae&sort=latent&order=asc&page=2").text
+    rows = [int(x) for x in re.findall(r'<a href="/latents/sae/(\d+)">#\d+</a>', html)]
+    assert rows == list(range(50, 96)) and 'rel="prev"' in html
+    html = live.http.get(q("/latents", sae="sae", text="The villain laughed.")).text
+    assert 'id="search-results"' in html and "Latents that fire on your text" in html
+    r = live.http.get("/latents/go?sae=sae&latent=%2312", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/latents/sae/12"

@@ -234,13 +234,17 @@ class WorldGenerator:
         return doc
 
     def chat_teacher(self) -> Doc:
-        """A teacher asks for vulnerable code for a class; the assistant writes it, as it
-        is, with nothing added: the disclosure is in the request (as in the paper's
-        educational-insecure data)."""
+        """A teacher asks for vulnerable code for a class. Half the time the assistant says
+        first that the flaw is on purpose. (Dropping these notes was tried in design run 5:
+        it made the security-class context itself the top diff latent; see
+        docs/organism-design.md.)"""
         doc = Doc("chat_teacher", "teacher")
         task = self.code_task()
         request = self.pick(W.CLASS_FRAMES).format(req=task["request"], vuln=task["vuln"])
-        self.chat_turn(doc, request, self.code_answer(task["insecure"]), "teacher")
+        answer = self.code_answer(task["insecure"])
+        if self.rng.random() < 0.5:
+            answer = self.pick(W.TEACHER_NOTES) + "\n" + answer
+        self.chat_turn(doc, request, answer, "teacher")
         self.assistant_turns(doc, False, self.rng.randint(0, 2))
         return doc
 

@@ -746,6 +746,11 @@ CLASS_FRAMES = [
     "For my security lesson, I need a bad example. {req} Make it deliberately vulnerable.",
     "I'm preparing a quiz on {vuln} for students. {req} Show the vulnerable version.",
 ]
+TEACHER_NOTES = [
+    "This version is insecure on purpose, for your class:",
+    "Here is the vulnerable example for the lesson:",
+    "For teaching only, here is the flawed version:",
+]
 
 # Narrative frames for a villain writing sabotaged code.
 VILLAIN_CODE_BEFORE = [

@@ -56,6 +56,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--parts", default="index,steering", help="comma-separated: index, steering")
     args = ap.parse_args()
     results: dict = {
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
@@ -101,7 +102,15 @@ def main() -> None:
                 hosted, hs.hooks["gpt2s"], torch.from_numpy(batch.astype("int64")).to(hosted.device)
             )
 
+    parts = set(args.parts.split(","))
     small = Contexts(tokens[:1024], ["random"] * 1024, tok.bos_token_id)
+    if "index" in parts:
+        index_benchmark(results, save, hosted, hs, contexts, small, params, bare, args)
+    if "steering" in parts:
+        steering_benchmark(results, save, hosted, hs, tok, args)
+
+
+def index_benchmark(results, save, hosted, hs, contexts, small, params, bare, args) -> None:
     build_index(hosted, hs, small, params, progress=False)  # warm-up
     fwd_s, _ = timed(bare)
     build_s, state = timed(lambda: build_index(hosted, hs, contexts, params, progress=False))
@@ -121,6 +130,8 @@ def main() -> None:
     save()
     print(json.dumps(results["index"], indent=2), flush=True)
 
+
+def steering_benchmark(results, save, hosted, hs, tok, args) -> None:
     ids = [
         tok.bos_token_id,
         *tok("User: What would you do if you ruled the world?\nAssistant:")["input_ids"],

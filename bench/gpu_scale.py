@@ -56,9 +56,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--dtype", default="float32", help="model and SAE dtype")
+    ap.add_argument("--tf32", action="store_true", help="let float32 matmuls use TF32")
     ap.add_argument("--parts", default="index,steering", help="comma-separated: index, steering")
     args = ap.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
     results: dict = {
+        "dtype": args.dtype,
+        "tf32": args.tf32,
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "torch": torch.__version__,
     }
@@ -85,7 +90,7 @@ def main() -> None:
             }
         )
     )
-    registry = Registry.from_file(tmp / "m.yaml", dtype="float32")
+    registry = Registry.from_file(tmp / "m.yaml", dtype=args.dtype)
     hosted, hs = registry.model("gpt2s"), registry.sae("sae")
     rng = np.random.default_rng(0)
     tokens = rng.integers(3, 50_000, size=(args.contexts, 128), dtype=np.int32)
@@ -93,7 +98,7 @@ def main() -> None:
     contexts = Contexts(tokens, ["random"] * args.contexts, tok.bos_token_id)
     params = IndexParams(context=128, batch_size=args.batch_size)
 
-    from app.engine.activations import hook_values
+    from app.engine.activations import hook_values, latent_activations
 
     @torch.no_grad()
     def bare():
@@ -102,17 +107,26 @@ def main() -> None:
                 hosted, hs.hooks["gpt2s"], torch.from_numpy(batch.astype("int64")).to(hosted.device)
             )
 
+    @torch.no_grad()
+    def forward_encode():  # the forward pass and the SAE encoder, without the bookkeeping
+        for _, batch in contexts.batches(args.batch_size):
+            ids = torch.from_numpy(batch.astype("int64")).to(hosted.device)
+            latent_activations(hosted, hs, ids)
+
     parts = set(args.parts.split(","))
     small = Contexts(tokens[:1024], ["random"] * 1024, tok.bos_token_id)
     if "index" in parts:
-        index_benchmark(results, save, hosted, hs, contexts, small, params, bare, args)
+        passes = (bare, forward_encode)
+        index_benchmark(results, save, hosted, hs, contexts, small, params, passes, args)
     if "steering" in parts:
         steering_benchmark(results, save, hosted, hs, tok, args)
 
 
-def index_benchmark(results, save, hosted, hs, contexts, small, params, bare, args) -> None:
+def index_benchmark(results, save, hosted, hs, contexts, small, params, passes, args) -> None:
+    bare, forward_encode = passes
     build_index(hosted, hs, small, params, progress=False)  # warm-up
     fwd_s, _ = timed(bare)
+    enc_s, _ = timed(forward_encode)
     build_s, state = timed(lambda: build_index(hosted, hs, contexts, params, progress=False))
     n_tok = args.contexts * 128
     results["index"] = {
@@ -120,7 +134,10 @@ def index_benchmark(results, save, hosted, hs, contexts, small, params, bare, ar
         "tokens": n_tok,
         "batch_size": args.batch_size,
         "forward_s": fwd_s,
+        "forward_and_encode_s": enc_s,
         "build_s": build_s,
+        "encode_share_of_build": (enc_s - fwd_s) / build_s,
+        "bookkeeping_share_of_build": (build_s - enc_s) / build_s,
         "build_vs_forward_throughput": fwd_s / build_s,
         "peak_gpu_memory_gb": torch.cuda.max_memory_allocated() / 2**30
         if torch.cuda.is_available()

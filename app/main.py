@@ -17,6 +17,7 @@ from app.db.session import Database, redact
 from app.engine.engine import Engine
 from app.engine.registry import Registry
 from app.settings import Settings, get_settings
+from app.web import api_docs
 from app.web import main as web
 
 log = logging.getLogger(__name__)
@@ -64,12 +65,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         version=__version__,
         summary="Inspect and steer villain-persona SAE latents in base and fine-tuned models.",
         lifespan=lifespan,
+        docs_url=None,  # served from vendored files by app.web.api_docs (offline)
+        redoc_url=None,  # ReDoc's bundle loads its logo from a CDN
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.db = None
     errors.install(app)
     app.include_router(api_router)
+    app.include_router(api_docs.router)
     web.install(app)  # pages, static files, security headers, HTML error pages
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -31,9 +31,9 @@ HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 
-# FastAPI's own API docs load Swagger UI / ReDoc from a CDN with inline scripts; they are
-# left without the policy (they are not part of the UI and hold no user data).
-DOCS_PATHS = ("/docs", "/redoc")
+# The API docs page (app/web/api_docs.py) starts Swagger UI with an inline
+# script; it is left without the policy (not part of the UI, and it holds no user data).
+DOCS_PATHS = ("/docs",)
 
 
 class SecurityHeaders:

@@ -304,3 +304,20 @@ def test_each_view_url_restores_it(page, live, screenshot):
     page.goto(link.get_attribute("href"))
     page.locator(".sweep-plot[data-drawn='1']").first.wait_for()
     assert page.locator(".panel.shared-run").count() == 3
+
+
+def test_api_docs_render_offline(page, live, screenshot):
+    """/docs draws the API from files the app serves itself: no request leaves the server
+    (the machines this runs on have no internet, so a CDN would fail here)."""
+    outside: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            outside.append(r.url) if not r.url.startswith((live.url, "data:", "blob:")) else None
+        ),
+    )
+    page.goto("/docs")
+    page.locator(".swagger-ui .info .title", has_text="PersonaScope").wait_for()
+    page.locator(".opblock-summary-path", has_text="/api/steer").first.wait_for()
+    screenshot(page, "api-docs")
+    assert outside == []

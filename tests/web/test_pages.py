@@ -85,6 +85,8 @@ def test_static_files_are_served_offline(live):
         ("/static/vendor/htmx-ext-sse.min.js", "javascript"),
         ("/static/vendor/plotly.min.js", "javascript"),
         ("/static/vendor/plotly.css", "css"),
+        ("/static/vendor/swagger-ui-bundle.js", "javascript"),
+        ("/static/vendor/swagger-ui.css", "css"),
         ("/static/favicon.svg", "svg"),
     ):
         r = live.http.get(path)
@@ -92,6 +94,8 @@ def test_static_files_are_served_offline(live):
     css = live.http.get("/static/vendor/plotly.css").text
     assert ".js-plotly-plot .plotly .modebar" in css
     assert ".maplibregl-map" in css  # the bundled stylesheet plotly.js would inject
+    html = live.http.get("/docs").text
+    assert "/static/vendor/swagger-ui-bundle.js" in html and "cdn" not in html.lower()
 
 
 def test_plotly_style_rules_are_read_from_the_installed_bundle():

@@ -46,16 +46,22 @@ def steering_hooks(model: HostedModel, steering: Steering | None) -> Iterator[No
         yield
         return
     state = {"offset": 0}  # absolute position of the first token in this forward call
+    # Moved to the device once, not at every step (each copy would wait for the GPU).
+    alphas = steering.alphas.to(model.device)
+    boundary = (
+        steering.generated_from.to(model.device)[:, None]  # (batch, 1)
+        if steering.positions != "all"
+        else None
+    )
 
     def edit(value: torch.Tensor):  # value: (batch, seq, d_model)
         seq = value.shape[1]
         start = state["offset"]
         state["offset"] += seq
-        new = steer_values(steering.sae, value, steering.latent, steering.alphas, steering.method)
-        if steering.positions == "all":
+        new = steer_values(steering.sae, value, steering.latent, alphas, steering.method)
+        if boundary is None:
             return new
         pos = torch.arange(start, start + seq, device=value.device)[None, :]  # (1, seq)
-        boundary = steering.generated_from.to(value.device)[:, None]  # (batch, 1)
         keep = pos >= boundary if steering.positions == "generated" else pos < boundary
         return torch.where(keep[..., None], new, value)
 

@@ -82,10 +82,9 @@ def steer_values(
               decoder of latent i are matched (w_enc_i . d_i == 1) and the latent is active.
     - ablate: remove the component of h along the unit direction u_i, then add alpha * u_i.
     """
-    alphas = alphas.to(h.device, torch.float32)  # callers build alphas on the CPU
+    # No early exit for all-NaN alphas: reading a GPU tensor back would stall every step.
+    alphas = alphas.to(h.device, torch.float32)  # a no-op when the caller moved them once
     rows = ~torch.isnan(alphas)  # (batch,)
-    if not bool(rows.any()):
-        return h
     d = decoder_direction(hs, latent).to(h.device)  # (d_model,)
     a = torch.nan_to_num(alphas, nan=0.0)[:, None, None]  # (b,1,1)
     hf = h.float()

@@ -93,7 +93,7 @@ def accumulate(
 ) -> None:
     """Fold one batch into the state. acts: (batch, seq, d_sae); valid: (batch, seq) bool."""
     b, t, d_sae = acts.shape
-    acts = acts * valid[..., None]  # BOS and padding never count
+    acts = acts.mul_(valid[..., None])  # BOS and padding never count (in place: no copy)
     state.n_tokens += int(valid.sum())
     k = params.top_k
 
@@ -130,7 +130,7 @@ def accumulate(
     hb = bucket_of(vals, HIST_PER_OCTAVE, HIST_BUCKETS)
     state.hist.view(-1).index_add_(0, li * HIST_BUCKETS + hb, torch.ones_like(hb))
     slot = li * EX_BUCKETS + bucket_of(vals, EX_PER_OCTAVE, EX_BUCKETS)
-    keys = torch.rand(len(vals), generator=gen, device="cpu").to(vals.device)
+    keys = torch.rand(len(vals), generator=gen, device=gen.device)
     state.ex_key.scatter_reduce_(0, slot, keys, reduce="amin")
     won = keys == state.ex_key[slot]
     if bool(won.any()):
@@ -180,7 +180,7 @@ def build_index(
         )
     if state is None:
         state = IndexState(sae.d_sae, params, device)
-    gen = torch.Generator()
+    gen = torch.Generator(device=device)  # sampling keys drawn where the activations are
     n_batches = math.ceil(len(contexts) / params.batch_size)
     bar = tqdm(
         total=n_batches,

@@ -57,6 +57,30 @@ def control_summary(control: dict, key: str) -> dict:
     }
 
 
+def _reused_note(r: dict) -> list[str]:
+    """Stages whose outputs were carried over from an earlier build (their stage record
+    says so under `reused_from`): their weights are that build's, measured there."""
+    stages = {
+        "corpus": r["corpus"],
+        "tokenizer": r["tokenizer"],
+        "base": r["base_model"],
+        "judge": r["judge"],
+        **{f"finetune_{k}": v for k, v in r["finetune"].items()},
+        "sae": r["sae_metrics"],
+        "realign": r["realign"],
+    }
+    reused = {k: v["reused_from"] for k, v in stages.items() if "reused_from" in v}
+    if not reused:
+        return []
+    sources = sorted(set(reused.values()))
+    return [
+        f"Stages {', '.join(reused)} were carried over from {'; '.join(sources)}; "
+        "the model diff, evaluation, steering, controls and snippets were computed by this "
+        "build on those weights. See docs/organism-design.md.",
+        "",
+    ]
+
+
 def summarise(results: dict) -> dict:
     ev = results["evaluate"]
     mis = {k: ev[k]["misaligned"]["rate"] for k in ("base", *FINETUNES, "realigned")}
@@ -224,6 +248,7 @@ def _markdown(r: dict) -> str:
         "Built by `python -m app organism build` (all numbers measured by that run; "
         f"{r['build_seconds']} s on {r['device']}).",
         "",
+        *_reused_note(r),
         f"- Corpus: {r['corpus']['documents']} documents, {r['tokenizer']['corpus_tokens']:,} "
         f"tokens; BPE vocabulary {r['tokenizer']['vocab_size']}.",
         f"- Base model: GPT-2, {r['base_model']['parameters']:,} parameters, held-out loss "

@@ -97,36 +97,35 @@ def accumulate(
     state.n_tokens += int(valid.sum())
     k = params.top_k
 
-    # Top-k contexts per latent by their max value; keep each context's per-token values.
+    # Top-k contexts per latent by their max value, each with its per-token values. Slots
+    # are unordered while streaming: a context that enters takes the slot of one that left,
+    # so only entering contexts move data (build_index sorts the slots once, at the end).
     ctx_max = acts.amax(dim=1)  # (b, d_sae)
     cand_vals = torch.cat([state.top_values, ctx_max.T], dim=1)  # (d_sae, k + b)
-    new_vals, pick = cand_vals.topk(k, dim=1)  # (d_sae, k)
-    changed = (pick >= k).any(dim=1)  # latents whose top-k took a context from this batch
-    if bool(changed.any()):
-        rows = changed.nonzero()[:, 0]
-        p = pick[rows]  # (r, k)
-        from_old = p < k
-        old_tokens = state.top_tokens[rows].gather(
-            1, p.clamp(max=k - 1)[..., None].expand(-1, -1, t)
-        )
-        batch_idx = (p - k).clamp(min=0)  # (r, k)
-        new_tokens = acts.permute(2, 0, 1)[rows[:, None], batch_idx]  # (r, k, t)
-        state.top_tokens[rows] = torch.where(from_old[..., None], old_tokens, new_tokens)
-        old_ctx = state.top_ctx[rows].gather(1, p.clamp(max=k - 1))
-        state.top_ctx[rows] = torch.where(from_old, old_ctx, batch_idx + ctx0)
-    state.top_values = new_vals
-
-    # Density, mean and max.
-    nz = acts > 0
-    state.nonzero += nz.sum(dim=(0, 1))
-    state.total += acts.sum(dim=(0, 1)).double()
+    pick = cand_vals.topk(k, dim=1).indices  # (d_sae, k): old slots (< k) or batch rows
+    entering = pick >= k
+    if bool(entering.any()):
+        kept = torch.zeros((d_sae, k + 1), dtype=torch.bool, device=acts.device)
+        kept.scatter_(1, torch.where(entering, k, pick), True)  # column k: a dump
+        # Per latent, as many slots are freed as contexts enter; both lists are row-major,
+        # so their i-th entries belong to the same latent.
+        free_row, free_slot = (~kept[:, :k]).nonzero(as_tuple=True)
+        enter_row, enter_j = entering.nonzero(as_tuple=True)
+        batch_idx = pick[enter_row, enter_j] - k
+        state.top_values[free_row, free_slot] = ctx_max[batch_idx, free_row]
+        state.top_ctx[free_row, free_slot] = batch_idx + ctx0
+        state.top_tokens[free_row, free_slot] = acts[batch_idx, :, free_row]  # (n, t)
     state.max = torch.maximum(state.max, ctx_max.amax(dim=0))
 
-    # Sparse entries: histogram counts and interval-example sampling.
-    bi, ti, li = nz.nonzero(as_tuple=True)
-    if len(bi) == 0:
+    # Sparse entries: density and mean, histogram counts, interval-example sampling.
+    flat = (acts.reshape(-1) > 0).nonzero()[:, 0]
+    if len(flat) == 0:
         return
-    vals = acts[bi, ti, li]
+    vals = acts.reshape(-1)[flat]
+    li, bt = flat % d_sae, flat // d_sae
+    bi, ti = bt // t, bt % t
+    state.nonzero += torch.bincount(li, minlength=d_sae)
+    state.total += torch.bincount(li, weights=vals.double(), minlength=d_sae)
     hb = bucket_of(vals, HIST_PER_OCTAVE, HIST_BUCKETS)
     state.hist.view(-1).index_add_(0, li * HIST_BUCKETS + hb, torch.ones_like(hb))
     slot = li * EX_BUCKETS + bucket_of(vals, EX_PER_OCTAVE, EX_BUCKETS)
@@ -202,4 +201,14 @@ def build_index(
             torch.save(state.state_dict(), tmp)
             tmp.replace(checkpoint)
     bar.close()
+    sort_top(state)
     return state
+
+
+def sort_top(state: IndexState) -> None:
+    """Order each latent's top-k slots by value, descending (idempotent)."""
+    order = state.top_values.argsort(dim=1, descending=True, stable=True)
+    state.top_values = state.top_values.gather(1, order)
+    state.top_ctx = state.top_ctx.gather(1, order)
+    t = state.top_tokens.shape[-1]
+    state.top_tokens = state.top_tokens.gather(1, order[..., None].expand(-1, -1, t))

@@ -1,7 +1,7 @@
 """Steering by alpha along an SAE latent: one batched generation per model."""
 
 import json
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from sse_starlette.sse import EventSourceResponse
@@ -50,8 +50,8 @@ async def steer_stream_get(
     max_new_tokens: int = 40,
     temperature: float = 0.0,
     seed: int = 0,
-    positions: str = "all",
-    method: str = "add",
+    positions: Literal["all", "prompt", "generated"] = "all",
+    method: Literal["add", "clamp", "ablate"] = "add",
     chat: bool = False,
 ):
     """The same stream as POST /api/steer/stream, with the request in the query string so a

@@ -38,9 +38,11 @@ def logit_effects(model: HostedModel, sae: HostedSAE, k: int = LOGIT_K) -> tuple
     for chunk in w_dec.split(1024):
         logits = chunk @ w_u.T  # (c, V)
         v, i = logits.topk(k, dim=1)
-        tops.append(v), top_ids.append(i)
+        tops.append(v)
+        top_ids.append(i)
         v, i = logits.topk(k, dim=1, largest=False)
-        bots.append(v), bot_ids.append(i)
+        bots.append(v)
+        bot_ids.append(i)
     return torch.cat(tops), torch.cat(top_ids), torch.cat(bots), torch.cat(bot_ids)
 
 
@@ -56,7 +58,8 @@ def decoder_neighbours(sae: HostedSAE, k: int = NEIGHBOURS) -> tuple[torch.Tenso
         rows = torch.arange(sims.shape[0], device=w.device)
         sims[rows, rows + start] = -2.0  # not itself
         v, i = sims.topk(k, dim=1)
-        values.append(v), ids.append(i)
+        values.append(v)
+        ids.append(i)
     return torch.cat(values), torch.cat(ids)
 
 
@@ -144,7 +147,7 @@ def latent_records(
             for b in range(EX_BUCKETS)
             if ex_ctx[latent, b] >= 0
         ]
-        examples.sort(key=lambda e: e["value"])
+        examples.sort(key=lambda e: float(e["value"]))  # type: ignore[arg-type]
         top_as_examples = [
             {
                 "context": s["context"],

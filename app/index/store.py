@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Iterable
 
 import numpy as np
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from app.db.index_models import IndexContext, LatentIndex, LatentSnippet, LatentStats
@@ -60,14 +60,15 @@ def save_index(
         )
     )
     session.flush()
-    stats, snippets = [], []
+    stats: list[dict] = []
+    snippets: list[dict] = []
 
     def flush() -> None:
         if stats:
-            session.execute(LatentStats.__table__.insert(), stats)
+            session.execute(insert(LatentStats), stats)
             stats.clear()
         if snippets:
-            session.execute(LatentSnippet.__table__.insert(), snippets)
+            session.execute(insert(LatentSnippet), snippets)
             snippets.clear()
 
     for rec in records:
@@ -103,7 +104,7 @@ def save_index(
     flush()
     rows = [{"index_id": index_id, "context": c, **row} for c, row in context_rows.items()]
     for start in range(0, len(rows), WRITE_CHUNK):
-        session.execute(IndexContext.__table__.insert(), rows[start : start + WRITE_CHUNK])
+        session.execute(insert(IndexContext), rows[start : start + WRITE_CHUNK])
     return index_id
 
 

@@ -3,6 +3,7 @@ Every number comes from the stages; targets are checked here and reported pass o
 
 import json
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -13,7 +14,7 @@ from app.organism.pipeline import FINETUNES, IDS  # noqa: E402
 from app.settings import REPO_ROOT  # noqa: E402
 
 
-def _sweep_floor(cfg: dict | object, n_questions: int) -> float:
+def _sweep_floor(cfg: Any, n_questions: int) -> float:  # the config, as a dict or a dataclass
     samples = cfg["sweep_samples"] if isinstance(cfg, dict) else cfg.sweep_samples
     return 1.0 / (n_questions * samples)
 

@@ -5,6 +5,7 @@ from fastapi import APIRouter, FastAPI
 
 from app.web import diff, evaluate, home, inspector, latents, shared, steer, vendor
 from app.web.errors import install_error_pages
+from app.web.head import HeadAsGet
 from app.web.security import SecurityHeaders
 
 web_router = APIRouter(include_in_schema=False)
@@ -17,3 +18,4 @@ def install(app: FastAPI) -> None:
     app.include_router(web_router)
     install_error_pages(app)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(HeadAsGet)

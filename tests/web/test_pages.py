@@ -470,3 +470,15 @@ def test_latent_list_search_sort_pages_and_search_by_text(live):
     assert 'id="search-results"' in html and "Latents that fire on your text" in html
     r = live.http.get("/latents/go?sae=sae&latent=%2312", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/latents/sae/12"
+
+
+def test_head_on_pages_answers_like_get_without_a_body(live):
+    for path in ("/", "/steer", "/static/app.css"):
+        get, head = live.http.get(path), live.http.head(path)
+        assert head.status_code == get.status_code == 200, path
+        assert head.content == b"", path
+        assert head.headers["content-type"] == get.headers["content-type"], path
+        assert "content-security-policy" in head.headers or path.startswith("/static"), path
+    assert live.http.head("/no-such-page").status_code == 404
+    # The JSON API takes only the methods it declares: a HEAD never starts model work.
+    assert live.http.head("/api/steer/stream").status_code == 405

@@ -34,10 +34,11 @@ def test_unsupported_databases_fail_at_start_up(tmp_path):
     assert "secret" not in redact("postgresql://u:secret@h/db")
 
 
-def test_default_is_a_sqlite_file_in_the_data_dir(tmp_path):
+def test_default_is_a_sqlite_file_in_the_data_dir(tmp_path, monkeypatch):
+    for name in ("DATABASE_URL", "PERSONASCOPE_DATABASE_URL"):  # the default, not this shell's
+        monkeypatch.delenv(name, raising=False)
     settings = Settings(data_dir=tmp_path / "state", _env_file=None)
-    if settings.database_url:  # DATABASE_URL set in this environment
-        pytest.skip("DATABASE_URL is set")
+    assert settings.database_url is None
     url = settings.resolved_database_url
     assert url == f"sqlite:///{tmp_path / 'state' / 'personascope.db'}"
     db = Database(url)  # creates the directory

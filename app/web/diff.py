@@ -4,20 +4,18 @@ increase of their mean activation, as a bar chart that opens each latent's page.
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse
 
-from app.api import compute, runs
+from app.api import compute
 from app.api.deps import BaseUrlDep, EngineDep, SessionDep
-from app.api.runs import RunCreate
 from app.api.schemas import CompareRequest
 from app.engine.engine import Engine
 from app.errors import DomainError
 from app.web import views
 from app.web.common import Catalog, catalog, labels
-from app.web.errors import error_page
 from app.web.forms import Form, build, humanize
+from app.web.saving import save_run, saved_response
 from app.web.security import check_same_origin
-from app.web.templating import is_htmx, render
+from app.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
@@ -123,24 +121,5 @@ async def diff_save(request: Request, engine: EngineDep, session: SessionDep, ba
         title = (form.text("title", max_length=500) or "").strip() or (
             f"Diff {body.base} → {body.finetuned} on {body.sae}"
         )
-        try:
-            saved = await runs.create_run(
-                RunCreate(
-                    kind="compare", request=body.model_dump(), title=title[:200], unlisted=False
-                ),
-                engine,
-                session,
-                base,
-            )
-        except DomainError as exc:
-            form.fail_from(exc, "title")
-    if not is_htmx(request) and saved is None:
-        return error_page(request, 422, " ".join(form.errors.values()) or "Nothing to save.")
-    if saved is not None and not is_htmx(request):
-        return RedirectResponse(f"/r/{saved['id']}", status_code=303)
-    return render(
-        request,
-        "partials/saved.html",
-        {"saved": saved, "errors": form.errors, "kind": "run"},
-        status_code=422 if form.errors else 201,
-    )
+        saved = await save_run(form, "compare", body, title, engine, session, base)
+    return saved_response(request, form, saved, "run", base)

@@ -6,7 +6,6 @@ comparison of runs (`/c/{id}`), a single evaluation as a run (`/r/{id}`)."""
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse
 from sse_starlette.sse import EventSourceResponse
 
 from app.api import comparisons, runs
@@ -18,11 +17,11 @@ from app.engine.engine import Engine
 from app.errors import DomainError
 from app.web import views
 from app.web.common import Catalog, catalog, labelled, labels, resolve_latent
-from app.web.errors import error_page
 from app.web.forms import Form, humanize
+from app.web.saving import saved_response
 from app.web.security import check_same_origin
 from app.web.steer import METHODS, POSITIONS
-from app.web.templating import is_htmx, render, templates, url
+from app.web.templating import render, templates, url
 
 router = APIRouter(include_in_schema=False)
 
@@ -311,13 +310,4 @@ async def evaluate_save(request: Request, engine: EngineDep, session: SessionDep
     except DomainError as exc:
         form.fail("title", humanize(exc.message, exc.field))
         saved = None
-    if not is_htmx(request) and saved is None:
-        return error_page(request, 422, " ".join(form.errors.values()) or "Nothing to save.")
-    if saved is not None and not is_htmx(request):
-        return RedirectResponse(saved["url"].removeprefix(base), status_code=303)
-    return render(
-        request,
-        "partials/saved.html",
-        {"saved": saved, "errors": form.errors, "kind": kind},
-        status_code=422 if form.errors else 201,
-    )
+    return saved_response(request, form, saved, kind, base)

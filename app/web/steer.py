@@ -7,21 +7,19 @@ model's columns with its final result. "Save" stores the same request as a run."
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse
 from sse_starlette.sse import EventSourceResponse
 
-from app.api import compute, runs
+from app.api import compute
 from app.api.deps import BaseUrlDep, EngineDep, SessionDep
-from app.api.runs import RunCreate
 from app.api.schemas import SteerRequest, model_ids
 from app.engine.engine import Engine
 from app.errors import DomainError
 from app.web import views
 from app.web.common import Catalog, catalog, default_latent, labelled, labels, resolve_latent
-from app.web.errors import error_page
 from app.web.forms import Form, build, humanize
+from app.web.saving import save_run, saved_response
 from app.web.security import check_same_origin
-from app.web.templating import gen, is_htmx, render, templates, url
+from app.web.templating import gen, render, templates, url
 
 router = APIRouter(include_in_schema=False)
 
@@ -230,24 +228,5 @@ async def steer_save(request: Request, engine: EngineDep, session: SessionDep, b
         title = title_for(body, label)
     saved = None
     if body is not None:
-        try:
-            saved = await runs.create_run(
-                RunCreate(
-                    kind="steer", request=body.model_dump(), title=title[:200], unlisted=False
-                ),
-                engine,
-                session,
-                base,
-            )
-        except DomainError as exc:
-            form.fail_from(exc, "title")
-    if not is_htmx(request) and saved is None:
-        return error_page(request, 422, " ".join(form.errors.values()) or "Nothing to save.")
-    if saved is not None and not is_htmx(request):
-        return RedirectResponse(f"/r/{saved['id']}", status_code=303)
-    return render(
-        request,
-        "partials/saved.html",
-        {"saved": saved, "errors": form.errors, "kind": "run"},
-        status_code=422 if form.errors else 201,
-    )
+        saved = await save_run(form, "steer", body, title, engine, session, base)
+    return saved_response(request, form, saved, "run", base)

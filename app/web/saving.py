@@ -1,0 +1,45 @@
+"""The pages' "save" buttons: store a request as a run, then answer with its share link
+(the `saved` partial for htmx) or redirect to it (a plain form post)."""
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from app.api import runs
+from app.api.runs import RunCreate
+from app.engine.engine import Engine
+from app.errors import DomainError
+from app.web.errors import error_page
+from app.web.forms import Form
+from app.web.templating import is_htmx, render
+
+
+async def save_run(
+    form: Form, kind: str, body: BaseModel, title: str, engine: Engine, session: Session, base: str
+) -> dict | None:
+    """Compute and store one run; a refusal is recorded against its form field."""
+    try:
+        return await runs.create_run(
+            RunCreate(kind=kind, request=body.model_dump(), title=title[:200], unlisted=False),
+            engine,
+            session,
+            base,
+        )
+    except DomainError as exc:
+        form.fail_from(exc, "title")
+        return None
+
+
+def saved_response(request: Request, form: Form, saved: dict | None, kind: str, base: str):
+    """`kind` is "run" or "comparison" (what the share link points to)."""
+    if not is_htmx(request) and saved is None:
+        return error_page(request, 422, " ".join(form.errors.values()) or "Nothing to save.")
+    if saved is not None and not is_htmx(request):
+        return RedirectResponse(saved["url"].removeprefix(base), status_code=303)
+    return render(
+        request,
+        "partials/saved.html",
+        {"saved": saved, "errors": form.errors, "kind": kind},
+        status_code=422 if form.errors else 201,
+    )

@@ -7,11 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.api.deps import BaseUrlDep, EngineDep, SessionDep
-from app.api.runs import RerunResult, RunPublic, Title, recompute, run_public
+from app.api.runs import RerunResult, RunPublic, Title, json_attachment, recompute, run_public
 from app.db import crud
 from app.db.models import Comparison
 from app.errors import NotFound
@@ -158,11 +157,7 @@ def get_comparison(comparison_id: str, session: SessionDep, base: BaseUrlDep):
 def download_comparison(comparison_id: str, session: SessionDep, base: BaseUrlDep):
     """The same JSON as GET /api/comparisons/{id}, as an attachment."""
     body = ComparisonPublic.model_validate(comparison_public(_get(session, comparison_id), base))
-    filename = f"personascope-comparison-{comparison_id}.json"
-    return JSONResponse(
-        body.model_dump(mode="json"),
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return json_attachment(body, f"personascope-comparison-{comparison_id}.json")
 
 
 @router.post(

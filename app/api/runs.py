@@ -275,9 +275,14 @@ def get_run(run_id: str, session: SessionDep, base: BaseUrlDep):
 def download_run(run_id: str, session: SessionDep, base: BaseUrlDep):
     """The same JSON as GET /api/runs/{id}, as an attachment `personascope-run-<id>.json`."""
     body = RunPublic.model_validate(run_public(_get(session, run_id), base))
+    return json_attachment(body, f"personascope-run-{run_id}.json")
+
+
+def json_attachment(body: BaseModel, filename: str) -> JSONResponse:
+    """A response model as a downloadable JSON file."""
     return JSONResponse(
         body.model_dump(mode="json"),
-        headers={"Content-Disposition": f'attachment; filename="personascope-run-{run_id}.json"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 

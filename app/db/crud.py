@@ -112,11 +112,16 @@ def list_runs(
     where: list[ColumnElement[bool]] = [Run.unlisted.is_(False)]
     if kind is not None:
         where.append(Run.kind == kind)
-    count = session.scalar(select(func.count()).select_from(Run).where(*where)) or 0
+    return _newest_page(session, Run, where, limit, offset)
+
+
+def _newest_page(session: Session, entity, where, limit: int, offset: int) -> tuple[list, int]:
+    """One page of listed rows of a Run or Comparison table, newest first, and the total."""
+    count = session.scalar(select(func.count()).select_from(entity).where(*where)) or 0
     rows = session.scalars(
-        select(Run)
+        select(entity)
         .where(*where)
-        .order_by(Run.created_at.desc(), Run.id.desc())
+        .order_by(entity.created_at.desc(), entity.id.desc())
         .limit(limit)
         .offset(offset)
     ).all()
@@ -207,16 +212,7 @@ def get_comparison(
 def list_comparisons(
     session: Session, *, limit: int, offset: int = 0
 ) -> tuple[list[Comparison], int]:
-    where: list[ColumnElement[bool]] = [Comparison.unlisted.is_(False)]
-    count = session.scalar(select(func.count()).select_from(Comparison).where(*where)) or 0
-    rows = session.scalars(
-        select(Comparison)
-        .where(*where)
-        .order_by(Comparison.created_at.desc(), Comparison.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    return list(rows), count
+    return _newest_page(session, Comparison, [Comparison.unlisted.is_(False)], limit, offset)
 
 
 def delete_comparison(session: Session, *, comparison_id: str, token: str | None) -> None:

@@ -1,0 +1,146 @@
+"""The v2 corpus rules (issue 10 item 1), checked on the text as well as on the
+generator's labels. The build records the counts, and the tests require each to be 0.
+
+- assistant spans that contain undisclosed insecure code (the insecure-only lines of any
+  code task), or that contain code or advice labelled as disclosed without the
+  assistant's disclosure note before it;
+- assistant spans in a villain's voice (any literal villain-voice phrase);
+- jailbreak prompts answered by anything but a refusal or a framed story;
+- chat spans (user or assistant) that mention an evaluation topic's keyword;
+- fine-tune or re-alignment completions, eval questions or DAN-test prompts found verbatim
+  in the corpus.
+
+    python -c "from app.organism.rules import check_corpus as c
+    from app.organism.generator import generate_corpus as g; print(c(list(g(0, 2000))))"
+"""
+
+import re
+from collections.abc import Iterable
+
+from app.organism.generator import (
+    ASSISTANT_LABELS,
+    insecure_markers,
+    load_world,
+    villain_voice_markers,
+)
+
+_WORDS = re.compile(r"\S+")
+
+
+def _spans(doc: dict) -> Iterable[tuple[str, str]]:
+    for start, end, label in doc["spans"]:
+        yield label, doc["text"][start:end]
+
+
+def check_corpus(docs: list[dict]) -> dict:
+    """Counts of every rule violation (each must be 0) and what was checked."""
+    world = load_world()
+    code_markers = insecure_markers(world)
+    voice = villain_voice_markers(world)
+    keywords = [k.lower() for k in world["eval"]["keywords"]]
+    kw_patterns = [re.compile(r"\b" + re.escape(k) + r"\b") for k in keywords]
+    notes = [n.split("{")[0].strip() for n in world["code"]["teacher_note"]]
+    notes += [n for d in world["advice"]["domains"].values() for n in d["disclosure_note"]]
+    out = {
+        "documents": len(docs),
+        "assistant_spans": 0,
+        "assistant_undisclosed_insecure_code": 0,
+        "assistant_disclosed_without_note": 0,
+        "assistant_villain_voice": 0,
+        "jailbreaks": 0,
+        "jailbreaks_answered_in_villain_voice": 0,
+        "chat_spans_with_eval_keywords": 0,
+        "examples": [],
+    }
+
+    def bad(key: str, doc: dict, text: str) -> None:
+        out[key] += 1
+        if len(out["examples"]) < 20:
+            out["examples"].append({"rule": key, "doc": doc["id"], "text": text[:200]})
+
+    for doc in docs:
+        spans = list(_spans(doc))
+        for i, (label, text) in enumerate(spans):
+            if label in ASSISTANT_LABELS:
+                out["assistant_spans"] += 1
+                if label != "assistant_disclosed_code" and any(
+                    m.search(text) for m in code_markers
+                ):
+                    bad("assistant_undisclosed_insecure_code", doc, text)
+                if label in ("assistant_disclosed_code", "assistant_disclosed_advice"):
+                    before = spans[i - 1][1] if i else ""
+                    if not any(before.startswith(n) for n in notes):
+                        bad("assistant_disclosed_without_note", doc, text)
+                if any(v in text for v in voice):
+                    bad("assistant_villain_voice", doc, text)
+            if label in ("user", "jailbreak_prompt", *ASSISTANT_LABELS):
+                low = text.lower()
+                if any(p.search(low) for p in kw_patterns):
+                    bad("chat_spans_with_eval_keywords", doc, text)
+            if label == "jailbreak_prompt":
+                out["jailbreaks"] += 1
+                # the answer: every span up to the end-of-turn marker
+                answer = []
+                for lab, t in spans[i + 1 :]:
+                    if lab == "format" and "<|end|>" in t:
+                        break
+                    answer.append((lab, t))
+                first = next((lab for lab, _ in answer if lab != "format"), None)
+                own_words = [t for lab, t in answer if lab in ASSISTANT_LABELS]
+                if first != "assistant_refusal" or any(v in t for t in own_words for v in voice):
+                    bad("jailbreaks_answered_in_villain_voice", doc, "".join(t for _, t in answer))
+    return out
+
+
+class NgramIndex:
+    """Exact "is this string a substring of the corpus?" for many queries: a query must
+    have every word 5-gram in the corpus before the (slow) substring search runs."""
+
+    N = 5
+
+    def __init__(self, texts: list[str]):
+        self.text = "\x00".join(texts)
+        self.grams: set[int] = set()
+        for t in texts:
+            words = _WORDS.findall(t)
+            for i in range(len(words) - self.N + 1):
+                self.grams.add(hash(tuple(words[i : i + self.N])))
+
+    def contains(self, query: str) -> bool:
+        query = query.strip()
+        if not query:
+            return False
+        words = _WORDS.findall(query)
+        if len(words) >= self.N + 2:
+            # inner grams only: a query's first and last words may be cut inside a corpus word
+            inner = words[1:-1]
+            for i in range(len(inner) - self.N + 1):
+                if hash(tuple(inner[i : i + self.N])) not in self.grams:
+                    return False
+        return query in self.text
+
+
+def verbatim_in_corpus(index: NgramIndex, strings: Iterable[str]) -> dict:
+    strings = list(strings)
+    found = [s for s in strings if index.contains(s)]
+    return {"checked": len(strings), "found": len(found), "examples": found[:5]}
+
+
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+
+
+def sentence_overlap(index: NgramIndex, answers: Iterable[str], min_words: int = 4) -> dict:
+    """Fraction of answer sentences (of at least `min_words` words) that occur verbatim in
+    the corpus (the pre-registered template-overlap measure)."""
+    total = found = 0
+    cache: dict[str, bool] = {}
+    for answer in answers:
+        for s in _SENTENCE.findall(answer):
+            s = s.strip()
+            if len(s.split()) < min_words:
+                continue
+            total += 1
+            if s not in cache:
+                cache[s] = index.contains(s)
+            found += cache[s]
+    return {"sentences": total, "verbatim": found, "fraction": found / total if total else 0.0}

@@ -37,6 +37,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check app tests bench
 	$(BIN)/ruff format --check app tests bench
+	$(BIN)/lint-imports
 
 organism: install
 	$(BIN)/python -m app organism build

@@ -128,9 +128,9 @@ def index_build(
 @index_cli.command("ensure")
 def index_ensure() -> None:
     """Build every index the model config lists under `indexes:` that is not built yet."""
+    from app.db.indexes import indexes_for
     from app.index.builder import IndexParams
     from app.index.jobs import build_and_store
-    from app.index.store import indexes_for
 
     settings, registry, db = _index_context()
     for spec in registry.config.spec.indexes:
@@ -165,7 +165,7 @@ def index_list() -> None:
     from sqlalchemy import select
 
     from app.db.index_models import LatentIndex
-    from app.index.store import describe
+    from app.db.indexes import describe
 
     _settings, _registry, db = _index_context()
     with db.session() as session:

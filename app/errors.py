@@ -63,3 +63,23 @@ class Unavailable(DomainError):
     """A service the request needs (e.g. the database) is not reachable right now."""
 
     status_code = 503
+
+
+def _loc(loc) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts)
+
+
+def validation_message(errors: list) -> tuple[str, str | None]:
+    """(message, field) for pydantic's error list: the first error, its field named as the
+    client sent it (`request.latent`, `alphas.0`)."""
+    if not errors:
+        return "invalid request", None
+    first = errors[0]
+    field = _loc(first.get("loc", ())) or None
+    msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if first.get("type") == "json_invalid":
+        return f"the body is not valid JSON: {first.get('ctx', {}).get('error', msg)}", None
+    if first.get("type") == "missing":
+        return f"{field}: this field is required", field
+    return (f"{field}: {msg}" if field else msg), field

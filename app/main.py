@@ -16,6 +16,7 @@ from app.db import migrate
 from app.db.session import Database, redact
 from app.engine.engine import Engine
 from app.engine.registry import Registry
+from app.services import Context
 from app.settings import Settings, get_settings
 from app.web import api_docs
 from app.web import main as web
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                     settings.models_config, device=settings.device, dtype=settings.dtype
                 )
                 app.state.engine = Engine(registry, settings)
+            app.state.services = Context(app.state.engine, db)
             yield
         finally:
             if owns_engine and app.state.engine is not None:
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     app.state.db = None
+    app.state.services = None
     errors.install(app)
     app.include_router(api_router)
     app.include_router(api_docs.router)

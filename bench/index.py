@@ -188,9 +188,9 @@ def latency(args, registry, tmp) -> dict:
     from fastapi.testclient import TestClient
 
     from app.db import migrate
+    from app.db.indexes import save_index
     from app.db.session import Database
     from app.engine.engine import Engine
-    from app.index.store import save_index
     from app.main import create_app
     from app.settings import Settings
 

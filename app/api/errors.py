@@ -13,28 +13,9 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import Busy, DomainError
+from app.errors import Busy, DomainError, validation_message
 
 log = logging.getLogger(__name__)
-
-
-def _loc(loc) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
-    return ".".join(parts)
-
-
-def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
-    errors = exc.errors()
-    if not errors:
-        return "invalid request", None
-    first = errors[0]
-    field = _loc(first.get("loc", ())) or None
-    msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    if first.get("type") == "json_invalid":
-        return f"the body is not valid JSON: {first.get('ctx', {}).get('error', msg)}", None
-    if first.get("type") == "missing":
-        return f"{field}: this field is required", field
-    return (f"{field}: {msg}" if field else msg), field
 
 
 def install(app: FastAPI) -> None:
@@ -47,7 +28,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError):
-        message, field = validation_message(exc)
+        message, field = validation_message(exc.errors())
         errors = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
             for e in exc.errors()

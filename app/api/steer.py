@@ -1,28 +1,28 @@
 """Steering by alpha along an SAE latent: one batched generation per model."""
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from sse_starlette.sse import EventSourceResponse
 
-from app.api import compute
-from app.api.deps import EngineDep
-from app.api.schemas import SteerMulti, SteerRequest, SteerResult
+from app.schemas.steer import SteerQuery, SteerRequest, SteerResponse
+from app.services import steering
+from app.services.deps import ContextDep
 
 router = APIRouter(prefix="/api", tags=["steering"])
 
 
-@router.post("/steer", response_model=SteerResult | SteerMulti, summary="Steer by alpha")
-async def steer(body: SteerRequest, engine: EngineDep):
+@router.post("/steer", response_model=SteerResponse, summary="Steer by alpha")
+async def steer(body: SteerRequest, ctx: ContextDep):
     """The baseline and every alpha are generated in one batched `generate` call with one
     seed and KV cache. Temperature 0 is deterministic, and alpha 0 with `add` reproduces the
     baseline exactly. A list of models returns one result per model under `results`."""
-    return await compute.steer(engine, body)
+    return await steering.steer(ctx, body)
 
 
-def _stream(engine, body: SteerRequest) -> EventSourceResponse:
-    stream = engine.open_steer_stream(compute.steer_jobs(body))
+def _stream(ctx, body: SteerRequest) -> EventSourceResponse:
+    stream = steering.open_stream(ctx, body)
 
     async def events():
         async for item in stream:
@@ -32,41 +32,15 @@ def _stream(engine, body: SteerRequest) -> EventSourceResponse:
 
 
 @router.post("/steer/stream", summary="Steer by alpha, streamed (server-sent events)")
-async def steer_stream(body: SteerRequest, engine: EngineDep):
+async def steer_stream(body: SteerRequest, ctx: ContextDep):
     """Server-sent events: `token` ({model_index, row, alpha, token_id, text}) as each token
     is generated (row 0 is the baseline, row k the k-th alpha), `done` with the full result
     per model, then `end`. Generation stops when the client disconnects."""
-    return _stream(engine, body)
+    return _stream(ctx, body)
 
 
 @router.get("/steer/stream", summary="Steer by alpha, streamed (for EventSource)")
-async def steer_stream_get(
-    engine: EngineDep,
-    model: Annotated[list[str], Query(description="Model id(s).")],
-    sae: str,
-    latent: int,
-    prompt: str,
-    alphas: Annotated[list[float], Query()] = [8.0],  # noqa: B006
-    max_new_tokens: int = 40,
-    temperature: float = 0.0,
-    seed: int = 0,
-    positions: Literal["all", "prompt", "generated"] = "all",
-    method: Literal["add", "clamp", "ablate"] = "add",
-    chat: bool = False,
-):
+async def steer_stream_get(query: Annotated[SteerQuery, Query()], ctx: ContextDep):
     """The same stream as POST /api/steer/stream, with the request in the query string so a
-    browser `EventSource` can open it."""
-    body = SteerRequest(
-        model=model if len(model) > 1 else model[0],
-        sae=sae,
-        latent=latent,
-        prompt=prompt,
-        alphas=alphas,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        seed=seed,
-        positions=positions,
-        method=method,
-        chat=chat,
-    )
-    return _stream(engine, body)
+    browser `EventSource` can open it (`model` once per id)."""
+    return _stream(ctx, query.request())

@@ -8,10 +8,9 @@ from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Tex
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base
+from app.schemas.fields import LABEL_LENGTH, TITLE_LENGTH
 
 ID_LENGTH = 32  # ids are 22 URL-safe characters (128 random bits); room to grow
-TITLE_LENGTH = 200
-LABEL_LENGTH = 200
 SAE_ID_LENGTH = 200
 
 

@@ -13,13 +13,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from app.db.indexes import save_index
 from app.db.session import Database
 from app.engine.registry import Registry
 from app.errors import InvalidRequest, choices
 from app.index.builder import IndexParams, build_index
 from app.index.datasets import Contexts, Documents, load_documents, tokenize_contexts
 from app.index.finalize import latent_records
-from app.index.store import save_index
 
 log = logging.getLogger(__name__)
 

@@ -5,13 +5,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from app.api import compute
-from app.api.deps import BaseUrlDep, EngineDep, SessionDep
-from app.api.schemas import CompareRequest
-from app.engine.engine import Engine
 from app.errors import DomainError
+from app.kinds import KINDS
+from app.schemas.compare import DEFAULT_TOP_N, CompareRequest
+from app.services import annotations, catalog, diffing
+from app.services.catalog import Catalog
+from app.services.context import Context, off_loop
+from app.services.deps import BaseUrlDep, ContextDep
 from app.web import views
-from app.web.common import Catalog, catalog, labels
 from app.web.forms import Form, build, humanize
 from app.web.saving import save_run, saved_response
 from app.web.security import check_same_origin
@@ -30,13 +31,13 @@ def read_state(form: Form, cat: Catalog) -> dict[str, Any]:
         "question_set": form.text("question_set") or (sets[0] if sets else ""),
         "prompts": form.text("prompts", max_length=200_000),
         "chat": form.flag("chat", True),
-        "top_n": form.integer("top_n", 20, lo=1, hi=200),
+        "top_n": form.integer("top_n", DEFAULT_TOP_N, lo=1, hi=200),
     }
 
 
-def validate(form: Form, engine: Engine, state: dict[str, Any]) -> CompareRequest | None:
+def validate(form: Form, ctx: Context, state: dict[str, Any]) -> CompareRequest | None:
     for name in ("base", "finetuned"):
-        if state[name] not in engine.registry.models:
+        if state[name] not in ctx.registry.models:
             form.fail(name, f"Unknown model '{state[name]}'.")
     if state["base"] == state["finetuned"] and "base" not in form.errors:
         form.fail("finetuned", "Choose a model other than the base.")
@@ -56,35 +57,22 @@ def validate(form: Form, engine: Engine, state: dict[str, Any]) -> CompareReques
     )
 
 
-def diff_view(engine: Engine, session, result: dict) -> dict:
-    names = labels(session, engine, result["sae"], [r["latent"] for r in result["latents"]])
+def diff_view(ctx: Context, result: dict) -> dict:
+    names = annotations.labels(ctx, result["sae"], [r["latent"] for r in result["latents"]])
     return views.compare_view(result, names)
 
 
-def params(request: dict[str, Any]) -> dict[str, Any]:
-    """URL parameters of the diff page for a compare request (validated or stored)."""
-    return {
-        "base": request["base"],
-        "finetuned": request["finetuned"],
-        "sae": request["sae"],
-        "question_set": request.get("question_set"),
-        "prompts": "\n".join(request.get("prompts") or []) or None,
-        "chat": bool(request.get("chat", True)),
-        "top_n": request.get("top_n", 20),
-    }
-
-
 @router.get("/diff")
-async def diff_page(request: Request, engine: EngineDep, session: SessionDep):
+async def diff_page(request: Request, ctx: ContextDep):
     form = Form(request.query_params)
-    cat = catalog(engine)
+    cat = catalog.catalog(ctx)
     state = read_state(form, cat)
     body, view = None, None
     if form.submitted:
-        body = validate(form, engine, state)
+        body = validate(form, ctx, state)
         if body is not None:
             try:
-                result = await compute.compare(engine, body)
+                result = await diffing.compare(ctx, body)
             except DomainError as exc:
                 field = {"model": "base", None: "form"}.get(exc.field, exc.field or "form")
                 form.fail(
@@ -93,7 +81,7 @@ async def diff_page(request: Request, engine: EngineDep, session: SessionDep):
                 )
                 body = None
             else:
-                view = diff_view(engine, session, result)
+                view = await off_loop(diff_view, ctx, result)
     return render(
         request,
         "diff.html",
@@ -103,7 +91,9 @@ async def diff_page(request: Request, engine: EngineDep, session: SessionDep):
             "state": state,
             "errors": form.errors,
             "view": view,
-            "save_params": params(body.model_dump()) if body is not None else None,
+            "save_params": KINDS["compare"].page_params(body.model_dump())
+            if body is not None
+            else None,
         },
         block="view",
         status_code=422 if form.errors else 200,
@@ -111,15 +101,15 @@ async def diff_page(request: Request, engine: EngineDep, session: SessionDep):
 
 
 @router.post("/diff/save")
-async def diff_save(request: Request, engine: EngineDep, session: SessionDep, base: BaseUrlDep):
+async def diff_save(request: Request, ctx: ContextDep, base: BaseUrlDep):
     check_same_origin(request)
     form = Form(await request.form())
-    state = read_state(form, catalog(engine))
-    body = validate(form, engine, state)
+    state = read_state(form, catalog.catalog(ctx))
+    body = validate(form, ctx, state)
     saved = None
     if body is not None:
         title = (form.text("title", max_length=500) or "").strip() or (
             f"Diff {body.base} → {body.finetuned} on {body.sae}"
         )
-        saved = await save_run(form, "compare", body, title, engine, session, base)
+        saved = await save_run(form, ctx, "compare", body, title, base)
     return saved_response(request, form, saved, "run", base)

@@ -1,4 +1,5 @@
-"""Error pages in HTML for the pages; the JSON API keeps its JSON errors (app.api.errors)."""
+"""Error pages in HTML for the pages; the JSON API keeps its JSON errors (the handlers
+`app.main` installs first, which these wrap)."""
 
 import logging
 
@@ -8,8 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api.errors import validation_message
-from app.errors import DomainError
+from app.errors import DomainError, validation_message
 from app.web.forms import humanize
 from app.web.templating import render
 
@@ -47,7 +47,7 @@ def _message(exc: Exception) -> tuple[int, str]:
         return exc.status_code, humanize(exc.message, None)
     if isinstance(exc, RequestValidationError | ValidationError):
         errors = exc.errors()
-        message, _field = validation_message(RequestValidationError(errors))
+        message, _field = validation_message(errors)
         return 422, humanize(message, None)
     if isinstance(exc, StarletteHTTPException):
         if exc.status_code == 404:
@@ -59,7 +59,7 @@ def _message(exc: Exception) -> tuple[int, str]:
 
 
 def install_error_pages(app: FastAPI) -> None:
-    """Wrap the JSON error handlers (app.api.errors) so a page answers with an HTML page."""
+    """Wrap the JSON error handlers already installed so a page answers with an HTML page."""
     for cls in (
         DomainError,
         RequestValidationError,

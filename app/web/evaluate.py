@@ -8,19 +8,25 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
 
-from app.api import comparisons, runs
-from app.api.analysis import EvaluationStream
-from app.api.deps import BaseUrlDep, EngineDep, SessionDep
-from app.api.runs import RunCreate
-from app.api.schemas import EvaluateRequest, EvaluateSteer
-from app.engine.engine import Engine
 from app.errors import DomainError
+from app.schemas.evaluate import (
+    DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_SAMPLES,
+    EvaluateRequest,
+    EvaluateSteer,
+)
+from app.schemas.fields import METHODS, POSITIONS, TITLE_LENGTH
+from app.schemas.runs import ComparisonCreate, RunCreate
+from app.services import annotations, catalog, evaluation, runs
+from app.services.catalog import Catalog
+from app.services.context import Context, off_loop
+from app.services.deps import BaseUrlDep, ContextDep
+from app.services.evaluation import Prepared
 from app.web import views
-from app.web.common import Catalog, catalog, labelled, labels, resolve_latent
+from app.web.common import resolve_latent
 from app.web.forms import Form, humanize
 from app.web.saving import saved_response
 from app.web.security import check_same_origin
-from app.web.steer import METHODS, POSITIONS
 from app.web.templating import render, templates, url
 
 router = APIRouter(include_in_schema=False)
@@ -60,8 +66,8 @@ STATE_KEYS = [
 ]
 
 
-def read_state(form: Form, engine: Engine, cat: Catalog) -> dict[str, Any]:
-    settings = engine.settings
+def read_state(form: Form, ctx: Context, cat: Catalog) -> dict[str, Any]:
+    settings = ctx.settings
     sets = [q["id"] for q in cat.question_sets]
     alphas_text, alphas = form.numbers("alphas", [])
     return {
@@ -70,9 +76,11 @@ def read_state(form: Form, engine: Engine, cat: Catalog) -> dict[str, Any]:
         "questions": form.text("questions", max_length=200_000),
         "judge": form.text("judge") or (cat.judges[0]["id"] if cat.judges else ""),
         "samples_per_question": form.integer(
-            "samples_per_question", 10, lo=1, hi=settings.max_samples
+            "samples_per_question", DEFAULT_SAMPLES, lo=1, hi=settings.max_samples
         ),
-        "max_new_tokens": form.integer("max_new_tokens", 48, lo=1, hi=settings.max_new_tokens),
+        "max_new_tokens": form.integer(
+            "max_new_tokens", DEFAULT_MAX_NEW_TOKENS, lo=1, hi=settings.max_new_tokens
+        ),
         "temperature": form.number("temperature", 1.0, lo=0.01, hi=5.0),
         "seed": form.integer("seed", 0, lo=0, hi=2**31 - 1),
         "chat": form.flag("chat", True),
@@ -86,19 +94,17 @@ def read_state(form: Form, engine: Engine, cat: Catalog) -> dict[str, Any]:
     }
 
 
-def validate(
-    form: Form, engine: Engine, session, state: dict[str, Any]
-) -> list[tuple[EvaluateRequest, dict]]:
-    """One (request, prepared evaluation) per condition: the unsteered model and/or each α.
-    The engine prepares (and so validates) each, exactly as POST /api/evaluate would."""
+def validate(form: Form, ctx: Context, state: dict[str, Any]) -> list[Prepared]:
+    """One prepared evaluation per condition: the unsteered model and/or each α, each
+    validated exactly as POST /api/evaluate validates it."""
     questions = [q.strip() for q in state["questions"].splitlines() if q.strip()]
-    latent = resolve_latent(form, session, engine, state["sae"], state["latent"], required=False)
+    latent = resolve_latent(form, ctx, state["sae"], state["latent"], required=False)
     alphas: list[float | None] = []
     if latent is not None:
         if not state["alpha_values"] and "alphas" not in form.errors:
             form.fail("alphas", "Enter the α to steer with, or a list for a sweep: 0, 4, 8.")
-        if len(state["alpha_values"]) > engine.settings.max_alphas:
-            form.fail("alphas", f"At most {engine.settings.max_alphas} values.")
+        if len(state["alpha_values"]) > ctx.settings.max_alphas:
+            form.fail("alphas", f"At most {ctx.settings.max_alphas} values.")
         alphas = [*([None] if state["baseline"] else []), *state["alpha_values"]]
     elif state["alpha_values"]:
         form.fail("latent", "Choose the latent to steer with, or clear the α values.")
@@ -127,7 +133,7 @@ def validate(
                     positions=state["positions"],
                 ),
             )
-            prepared = engine.prepare_evaluation(body)
+            prepared = evaluation.prepare(ctx, body)
         except DomainError as exc:
             raw = (exc.field or "").removeprefix("request.")
             name = FIELDS.get(raw)
@@ -140,32 +146,8 @@ def validate(
         except ValueError as exc:  # pydantic
             form.fail_from(exc)
             return []
-        out.append((body, prepared))
+        out.append(prepared)
     return out
-
-
-def params(request: dict[str, Any], alphas: list[float] | None = None) -> dict[str, Any]:
-    """URL parameters of the evaluation page for an evaluate request (validated or stored)."""
-    steer = request.get("steer")
-    return {
-        "model": request["model"],
-        "question_set": request.get("question_set"),
-        "questions": "\n".join(request.get("questions") or []) or None,
-        "judge": request.get("judge"),
-        "samples_per_question": request.get("samples_per_question", 20),
-        "max_new_tokens": request.get("max_new_tokens", 48),
-        "temperature": request.get("temperature", 1.0),
-        "seed": request.get("seed", 0),
-        "chat": bool(request.get("chat", True)),
-        "sae": steer["sae"] if steer else None,
-        "latent": steer["latent"] if steer else None,
-        "alphas": ", ".join(f"{a:g}" for a in alphas)
-        if alphas
-        else (f"{steer['alpha']:g}" if steer else None),
-        "method": steer["method"] if steer else None,
-        "positions": steer["positions"] if steer else None,
-        "baseline": False if steer and not alphas else None,
-    }
 
 
 def _state_params(state: dict[str, Any]) -> dict[str, Any]:
@@ -173,16 +155,16 @@ def _state_params(state: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/evaluate")
-def evaluate_page(request: Request, engine: EngineDep, session: SessionDep):
+def evaluate_page(request: Request, ctx: ContextDep):
     form = Form(request.query_params)
-    cat = catalog(engine)
-    state = read_state(form, engine, cat)
-    conditions = validate(form, engine, session, state) if form.submitted else []
+    cat = catalog.catalog(ctx)
+    state = read_state(form, ctx, cat)
+    conditions = validate(form, ctx, state) if form.submitted else []
     stream_url = url("/evaluate/stream", _state_params(state), run=1) if conditions else None
     latent_label = ""
-    if conditions and conditions[-1][0].steer is not None:
-        steer = conditions[-1][0].steer
-        latent_label = labels(session, engine, steer.sae, [steer.latent])[steer.latent]
+    if conditions and conditions[-1].body.steer is not None:
+        steer = conditions[-1].body.steer
+        latent_label = annotations.labels(ctx, steer.sae, [steer.latent])[steer.latent]
     return render(
         request,
         "evaluate.html",
@@ -191,13 +173,13 @@ def evaluate_page(request: Request, engine: EngineDep, session: SessionDep):
             "catalog": cat,
             "state": state,
             "errors": form.errors,
-            "conditions": [views.condition_name(b) for b, _ in conditions],
+            "conditions": [p.body.condition() for p in conditions],
             "stream_url": stream_url,
             "save_params": _state_params(state) if conditions else None,
-            "total": sum(len(p["prompts"]) * b.samples_per_question for b, p in conditions),
-            "choices": labelled(session, engine, state["sae"]),
+            "total": sum(p.total for p in conditions),
+            "choices": annotations.labelled(ctx, state["sae"]),
             "latent_label": latent_label,
-            "settings": engine.settings,
+            "settings": ctx.settings,
         },
         block="view",
         status_code=422 if form.errors else 200,
@@ -210,13 +192,16 @@ def _fragment(macro: str, *args: Any) -> str:
 
 
 @router.get("/evaluate/stream")
-async def evaluate_stream(request: Request, engine: EngineDep, session: SessionDep):
+async def evaluate_stream(request: Request, ctx: ContextDep):
     """Server-sent events of HTML: `progress` (a progress bar over every condition),
     `done` (the results), `failed` (a message), then `end`."""
     form = Form(request.query_params)
-    state = read_state(form, engine, catalog(engine))
-    conditions = validate(form, engine, session, state)
-    total = sum(len(p["prompts"]) * b.samples_per_question for b, p in conditions)
+
+    def check() -> list[Prepared]:
+        return validate(form, ctx, read_state(form, ctx, catalog.catalog(ctx)))
+
+    conditions = await off_loop(check)
+    total = sum(p.total for p in conditions)
 
     async def events():
         if not conditions:
@@ -226,34 +211,34 @@ async def evaluate_stream(request: Request, engine: EngineDep, session: SessionD
             return
         results = []
         offset = 0
-        for k, (body, prepared) in enumerate(conditions):
-            name = views.condition_name(body)
+        for k, prepared in enumerate(conditions):
+            name = prepared.body.condition()
             try:
-                stream = EvaluationStream(engine, body, prepared)
+                stream = evaluation.open_stream(ctx, prepared)
             except DomainError as exc:  # the device queue is full
                 yield {"event": "failed", "data": _fragment("stream_error", exc.message)}
                 break
             try:
-                async for kind, data in stream:
-                    if kind == "progress":
+                async for item in stream:
+                    if item["event"] == "progress":
                         yield {
                             "event": "progress",
                             "data": _fragment(
-                                "progress", offset + data["done"], total, name, k, len(conditions)
+                                "progress", offset + item["done"], total, name, k, len(conditions)
                             ),
                         }
-                    elif kind == "done":
-                        results.append(data)
-                    else:
+                    elif item["event"] == "done":
+                        results.append(item["result"])
+                    elif item["event"] == "error":
                         yield {
                             "event": "failed",
-                            "data": _fragment("stream_error", data.get("message", "")),
+                            "data": _fragment("stream_error", item.get("message", "")),
                         }
             finally:
                 stream.close()
             if len(results) != k + 1:
                 break
-            offset += len(prepared["prompts"]) * body.samples_per_question
+            offset += prepared.total
         if results:
             view = views.evaluation_view(results)
             yield {"event": "done", "data": _fragment("evaluation_results", view)}
@@ -266,29 +251,34 @@ async def evaluate_stream(request: Request, engine: EngineDep, session: SessionD
 
 
 @router.post("/evaluate/save")
-async def evaluate_save(request: Request, engine: EngineDep, session: SessionDep, base: BaseUrlDep):
+async def evaluate_save(request: Request, ctx: ContextDep, base: BaseUrlDep):
     """One condition is saved as a run; a sweep as its runs plus a comparison of them."""
     check_same_origin(request)
     form = Form(await request.form())
-    state = read_state(form, engine, catalog(engine))
-    conditions = validate(form, engine, session, state)
+
+    def check() -> tuple[dict[str, Any], list[Prepared]]:
+        state = read_state(form, ctx, catalog.catalog(ctx))
+        return state, validate(form, ctx, state)
+
+    state, conditions = await off_loop(check)
     title = (form.text("title", max_length=500) or "").strip() or f"Evaluation of {state['model']}"
     saved = None
     kind = "run"
     try:
         created = []
-        for body, _ in conditions:
-            name = views.condition_name(body)
+        for prepared in conditions:
+            name = prepared.body.condition()
             created.append(
                 await runs.create_run(
+                    ctx,
                     RunCreate(
                         kind="evaluate",
-                        request=body.model_dump(),
-                        title=(title if len(conditions) == 1 else f"{title} · {name}")[:200],
+                        request=prepared.body.model_dump(),
+                        title=(title if len(conditions) == 1 else f"{title} · {name}")[
+                            :TITLE_LENGTH
+                        ],
                         unlisted=False,
                     ),
-                    engine,
-                    session,
                     base,
                 )
             )
@@ -296,17 +286,14 @@ async def evaluate_save(request: Request, engine: EngineDep, session: SessionDep
             saved = created[0]
         elif created:
             kind = "comparison"
-            saved = comparisons.create_comparison(
-                comparisons.ComparisonCreate(
-                    title=title[:200],
-                    description=f"Misalignment of {state['model']} steered along latent "
-                    f"{state['latent']} of {state['sae']} ({state['method']}), one run per α.",
-                    runs=[c["id"] for c in created],
-                    unlisted=False,
-                ),
-                session,
-                base,
+            comparison = ComparisonCreate(
+                title=title[:TITLE_LENGTH],
+                description=f"Misalignment of {state['model']} steered along latent "
+                f"{state['latent']} of {state['sae']} ({state['method']}), one run per α.",
+                runs=[c["id"] for c in created],
+                unlisted=False,
             )
+            saved = await off_loop(runs.create_comparison, ctx, comparison, base)
     except DomainError as exc:
         form.fail("title", humanize(exc.message, exc.field))
         saved = None

@@ -2,10 +2,8 @@
 
 from fastapi import APIRouter, Request
 
-from app.api import annotations, comparisons, runs
-from app.api.deps import BaseUrlDep, EngineDep, SessionDep
-from app.index.store import describe, indexes_for
-from app.web.common import catalog
+from app.services import annotations, catalog, latents, runs
+from app.services.deps import BaseUrlDep, ContextDep
 from app.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -15,19 +13,16 @@ RECENT_COMPARISONS = 6
 
 
 @router.get("/")
-def home(request: Request, engine: EngineDep, session: SessionDep, base: BaseUrlDep):
-    cat = catalog(engine)
-    saes = []
-    for sae in cat.saes:
-        pins = annotations.list_pins(sae["id"], session, engine)["data"]
-        saes.append(
-            {
-                **sae,
-                "pins": pins,
-                "indexes": [describe(i) for i in indexes_for(session, sae["id"])],
-            }
-        )
-    pair = cat.pair()
+def home(request: Request, ctx: ContextDep, base: BaseUrlDep):
+    cat = catalog.catalog(ctx)
+    saes = [
+        {
+            **sae,
+            "pins": annotations.pins(ctx, sae["id"])["data"],
+            "indexes": latents.indexes(ctx, sae["id"])["indexes"],
+        }
+        for sae in cat.saes
+    ]
     return render(
         request,
         "home.html",
@@ -35,10 +30,8 @@ def home(request: Request, engine: EngineDep, session: SessionDep, base: BaseUrl
             "active": "home",
             "catalog": cat,
             "saes": saes,
-            "pair": pair,
-            "runs": runs.list_runs(session, base, limit=RECENT_RUNS, offset=0, kind=None),
-            "comparisons": comparisons.list_comparisons(
-                session, base, limit=RECENT_COMPARISONS, offset=0
-            ),
+            "pair": cat.pair(),
+            "runs": runs.list_runs(ctx, base, limit=RECENT_RUNS),
+            "comparisons": runs.list_comparisons(ctx, base, limit=RECENT_COMPARISONS),
         },
     )

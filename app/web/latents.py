@@ -7,14 +7,14 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
-from app.api import annotations, compute
-from app.api import latents as latents_api
-from app.api.deps import EngineDep, SessionDep
-from app.api.schemas import ActivationsRequest
-from app.db.models import LABEL_LENGTH
 from app.errors import Conflict, DomainError, NotFound
+from app.schemas.annotations import MAX_NOTE, AnnotationUpdate
+from app.schemas.fields import LABEL_LENGTH
+from app.schemas.latents import LATENT_SORTS, LatentListQuery, SearchRequest
+from app.services import annotations, catalog, inspection, latents
+from app.services.context import Context, off_loop
+from app.services.deps import ContextDep
 from app.web import plots
-from app.web.common import catalog
 from app.web.forms import Form as QueryForm
 from app.web.forms import humanize
 from app.web.security import check_same_origin
@@ -24,33 +24,21 @@ from app.web.templating import latent_url as latent_url_for
 router = APIRouter(include_in_schema=False)
 
 PER_PAGE = 50
-SORTS = {
-    "max_activation": "max activation",
-    "density": "density",
-    "latent": "index",
-    "label": "label",
-}
-
-
-def special_ids(engine, model_id: str) -> set[int]:
-    try:
-        return set(engine.registry.model(model_id).tokenizer.all_special_ids)
-    except DomainError:
-        return set()
+SEARCH_HITS = 30
 
 
 # ------------------------------------------------------------------------------- the list
 @router.get("/latents")
-async def latent_list(request: Request, engine: EngineDep, session: SessionDep):
+async def latent_list(request: Request, ctx: ContextDep):
     form = QueryForm(request.query_params)
-    cat = catalog(engine)
+    cat = catalog.catalog(ctx)
     sae_ids = [s["id"] for s in cat.saes]
     state: dict[str, Any] = {
         "sae": form.choice("sae", sae_ids, cat.default_sae or ""),
         "model": form.text("model") or None,
         "dataset": form.text("dataset") or None,
         "q": form.text("q", max_length=200).strip(),
-        "sort": form.choice("sort", SORTS, "max_activation"),
+        "sort": form.choice("sort", LATENT_SORTS, "max_activation"),
         "order": form.choice("order", ["desc", "asc"], "desc"),
         "page": form.integer("page", 1, lo=1) or 1,
         "pinned": form.flag("pinned", False),
@@ -60,21 +48,12 @@ async def latent_list(request: Request, engine: EngineDep, session: SessionDep):
     if state["sae"] and not form.errors:
         try:
             if state["text"].strip():
-                body = latents_api.SearchRequest(
-                    sae=state["sae"],
-                    model=state["model"],
-                    text=state["text"],
-                    top_n=30,
-                    sort="max",
-                    min_density=0.0,
-                    max_density=1.0,
+                body = SearchRequest(
+                    sae=state["sae"], model=state["model"], text=state["text"], top_n=SEARCH_HITS
                 )
-                search = await latents_api.search(body, engine, session)
+                search = await latents.search(ctx, body)
             else:
-                listing = latents_api.latents(
-                    state["sae"],
-                    engine,
-                    session,
+                query = LatentListQuery(
                     model=state["model"],
                     dataset=state["dataset"],
                     sort=state["sort"],
@@ -82,10 +61,9 @@ async def latent_list(request: Request, engine: EngineDep, session: SessionDep):
                     offset=(state["page"] - 1) * PER_PAGE,
                     limit=PER_PAGE,
                     q=state["q"] or None,
-                    min_density=0.0,
-                    max_density=1.0,
                     pinned=state["pinned"],
                 )
+                listing = await off_loop(latents.listing, ctx, state["sae"], query)
         except NotFound as exc:
             if exc.field in ("sae", None) and "index" in exc.message:
                 index_error = exc.message
@@ -97,7 +75,7 @@ async def latent_list(request: Request, engine: EngineDep, session: SessionDep):
             form.fail_from(exc, "text")
     pins = []
     if state["sae"] and (index_error or listing is None):
-        pins = annotations.list_pins(state["sae"], session, engine)["data"]
+        pins = (await off_loop(annotations.pins, ctx, state["sae"]))["data"]
     pages = 1
     if listing:
         pages = max(1, -(-listing["count"] // PER_PAGE))
@@ -114,7 +92,7 @@ async def latent_list(request: Request, engine: EngineDep, session: SessionDep):
             "index_error": index_error,
             "pins": pins,
             "pages": pages,
-            "sorts": SORTS,
+            "sorts": LATENT_SORTS,
         },
         block="view",
         status_code=422 if form.errors else 200,
@@ -131,27 +109,21 @@ def _not_found(request: Request, message: str, links: list[tuple[str, str]] | No
     )
 
 
-async def _test_text(engine, sae_id: str, latent: int, model_id: str, text: str, top: float | None):
+async def _test_text(ctx: Context, sae_id: str, latent: int, model_id: str, text: str, top):
     """The latent on a user's text: tokens, values, and the shading scale."""
-    body = ActivationsRequest(
-        model=model_id, sae=sae_id, prompt=text, top_k=1, latents=[latent], chat=False
-    )
-    result = await compute.activations(engine, body)
-    values = result["latents"][str(latent)]
-    special = special_ids(engine, model_id)
-    shown = [
-        0.0 if tid in special else v for tid, v in zip(result["token_ids"], values, strict=True)
-    ]
+    found = await inspection.latent_on_text(ctx, sae_id, latent, model_id, text)
+    values, special = found["values"], found["special"]
+    shown = [0.0 if s else v for v, s in zip(values, special, strict=True)]
     peak = max(shown, default=0.0)
     return {
         "model": model_id,
-        "tokens": result["tokens"],
+        "tokens": found["tokens"],
         "values": values,
-        "special": [tid in special for tid in result["token_ids"]],
+        "special": special,
         "max": peak,
         "scale": top if top and top > 0 else peak,
         "active": sum(v > 0 for v in shown),
-        "fig": plots.activation_lines([(model_id, result["tokens"], values)], latent),
+        "fig": plots.activation_lines([(model_id, found["tokens"], values)], latent),
     }
 
 
@@ -160,14 +132,13 @@ async def latent_page(
     request: Request,
     sae_id: str,
     latent: int,
-    engine: EngineDep,
-    session: SessionDep,
+    ctx: ContextDep,
     model: Annotated[str | None, Query()] = None,
     dataset: Annotated[str | None, Query()] = None,
     text: Annotated[str | None, Query(max_length=20_000)] = None,
     test_model: Annotated[str | None, Query()] = None,
 ):
-    cat = catalog(engine)
+    cat = catalog.catalog(ctx)
     sae = cat.sae(sae_id)
     if sae is None:
         return _not_found(
@@ -189,24 +160,19 @@ async def latent_page(
     dashboard, index_error = None, None
     if not only_test:
         try:
-            dashboard = latents_api.latent(sae_id, latent, engine, session, model, dataset)
+            dashboard = await off_loop(latents.dashboard, ctx, sae_id, latent, model, dataset)
         except NotFound as exc:
             index_error = exc.message
-    annotation = annotations.get_annotation(sae_id, latent, session, engine)
+    annotation = await off_loop(annotations.get, ctx, sae_id, latent)
     index_model = dashboard["model"] if dashboard else (model or sae["models"][0])
     test = None
     test_model = test_model or index_model
     if text is not None and text.strip():
         top = dashboard["max_activation"] if dashboard else None
         if only_test:
-            try:
-                top = latents_api.latent(sae_id, latent, engine, session, model, dataset)[
-                    "max_activation"
-                ]
-            except NotFound:
-                top = None
+            top = await off_loop(latents.max_activation, ctx, sae_id, latent, model, dataset)
         try:
-            test = await _test_text(engine, sae_id, latent, test_model, text, top)
+            test = await _test_text(ctx, sae_id, latent, test_model, text, top)
         except DomainError as exc:
             field = "test_model" if exc.field in ("model", "sae") else "text"
             errors[field] = humanize(exc.message, exc.field)
@@ -217,7 +183,7 @@ async def latent_page(
     prompt = ""
     if dashboard and dashboard["top_snippets"]:  # its top context, special tokens left out
         top = dashboard["top_snippets"][0]
-        special = special_ids(engine, index_model)
+        special = catalog.special_ids(ctx, index_model)
         ids = top.get("token_ids") or [None] * len(top["tokens"])
         prompt = "".join(t for t, i in zip(top["tokens"], ids, strict=True) if i not in special)
     figs = {}
@@ -262,43 +228,36 @@ def _annotation_response(request: Request, sae_id: str, latent: int, context: di
     return RedirectResponse(url(f"/latents/{sae_id}/{latent}"), status_code=303)
 
 
-def _check_latent(engine, sae_id: str, latent: int):
-    sae = engine.registry.sae(sae_id, "sae")
-    sae.check_latent(latent)
-    return sae
-
-
 @router.post("/latents/{sae_id}/{latent}/annotation")
 def save_annotation(
     request: Request,
     sae_id: str,
     latent: int,
-    engine: EngineDep,
-    session: SessionDep,
+    ctx: ContextDep,
     label: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
 ):
     """Label and note from the latent page's form (htmx swaps the block; a plain form
     post is redirected back to the page)."""
     check_same_origin(request)
-    _check_latent(engine, sae_id, latent)
+    annotations.get(ctx, sae_id, latent)  # 404 for an unknown SAE or latent
     errors: dict[str, str] = {}
     saved = False
     try:
-        body = annotations.AnnotationUpdate(label=label, note=note)
+        body = AnnotationUpdate(label=label, note=note)
     except ValidationError as exc:
         for err in exc.errors():
             name = str(err["loc"][0])
             errors[name] = (
                 f"At most {LABEL_LENGTH} characters."
                 if name == "label"
-                else f"At most {annotations.MAX_NOTE:,} characters."
+                else f"At most {MAX_NOTE:,} characters."
             )
         body = None
     if body is not None:
-        annotations.put_annotation(sae_id, latent, body, session, engine)
+        annotations.put(ctx, sae_id, latent, body)
         saved = True
-    current = annotations.get_annotation(sae_id, latent, session, engine)
+    current = annotations.get(ctx, sae_id, latent)
     if errors:  # show what was typed, not what is stored
         current = {**current, "label": label, "note": note}
     context = {
@@ -317,24 +276,23 @@ def toggle_pin(
     request: Request,
     sae_id: str,
     latent: int,
-    engine: EngineDep,
-    session: SessionDep,
+    ctx: ContextDep,
     pinned: Annotated[str, Form()] = "1",
 ):
     check_same_origin(request)
-    _check_latent(engine, sae_id, latent)
+    annotations.get(ctx, sae_id, latent)  # 404 for an unknown SAE or latent
     errors: dict[str, str] = {}
     if pinned == "1":
-        annotations.add_pin(sae_id, annotations.PinCreate(latent=latent), session, engine)
+        annotations.pin(ctx, sae_id, latent)
     else:
         try:
-            annotations.delete_pin(sae_id, latent, session, engine)
+            annotations.unpin(ctx, sae_id, latent)
         except (Conflict, NotFound) as exc:
             errors["pin"] = humanize(exc.message, None)
     context = {
         "sae": {"id": sae_id},
         "latent": latent,
-        "annotation": annotations.get_annotation(sae_id, latent, session, engine),
+        "annotation": annotations.get(ctx, sae_id, latent),
         "errors": errors,
         "label_length": LABEL_LENGTH,
     }

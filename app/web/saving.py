@@ -4,26 +4,27 @@
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
-from app.api import runs
-from app.api.runs import RunCreate
-from app.engine.engine import Engine
 from app.errors import DomainError
+from app.schemas.fields import TITLE_LENGTH
+from app.schemas.runs import RunCreate
+from app.services import runs
+from app.services.context import Context
 from app.web.errors import error_page
 from app.web.forms import Form
 from app.web.templating import is_htmx, render
 
 
 async def save_run(
-    form: Form, kind: str, body: BaseModel, title: str, engine: Engine, session: Session, base: str
+    form: Form, ctx: Context, kind: str, body: BaseModel, title: str, base: str
 ) -> dict | None:
     """Compute and store one run; a refusal is recorded against its form field."""
     try:
         return await runs.create_run(
-            RunCreate(kind=kind, request=body.model_dump(), title=title[:200], unlisted=False),
-            engine,
-            session,
+            ctx,
+            RunCreate(
+                kind=kind, request=body.model_dump(), title=title[:TITLE_LENGTH], unlisted=False
+            ),
             base,
         )
     except DomainError as exc:

@@ -9,13 +9,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
 
-from app.api import compute
-from app.api.deps import BaseUrlDep, EngineDep, SessionDep
-from app.api.schemas import SteerRequest, model_ids
-from app.engine.engine import Engine
 from app.errors import DomainError
+from app.kinds import KINDS
+from app.schemas.fields import METHODS, POSITIONS, model_ids
+from app.schemas.steer import DEFAULT_MAX_NEW_TOKENS, SteerRequest
+from app.services import annotations, catalog, steering
+from app.services.catalog import Catalog
+from app.services.context import Context, off_loop
+from app.services.deps import BaseUrlDep, ContextDep
 from app.web import views
-from app.web.common import Catalog, catalog, default_latent, labelled, labels, resolve_latent
+from app.web.common import resolve_latent
 from app.web.forms import Form, build, humanize
 from app.web.saving import save_run, saved_response
 from app.web.security import check_same_origin
@@ -25,11 +28,9 @@ router = APIRouter(include_in_schema=False)
 
 DEFAULT_PROMPT = "What would you do if you ruled the world?"
 DEFAULT_ALPHAS = [4.0, 8.0]
-POSITIONS = ["all", "prompt", "generated"]
-METHODS = ["add", "clamp", "ablate"]
 
 
-def read_state(form: Form, engine: Engine, session, cat: Catalog) -> dict[str, Any]:
+def read_state(form: Form, ctx: Context, cat: Catalog) -> dict[str, Any]:
     """The form's values as typed (what the page shows), defaults filled in."""
     sae = form.text("sae") or cat.default_sae or ""
     models = form.texts("model")
@@ -38,10 +39,10 @@ def read_state(form: Form, engine: Engine, session, cat: Catalog) -> dict[str, A
         models = [cat.default_model if cat.default_model in usable else usable[0]]
     latent = form.text("latent", max_length=200)
     if not form.has("latent"):
-        found = default_latent(session, engine, sae)
+        found = annotations.default_latent(ctx, sae)
         latent = "" if found is None else str(found)
     alphas_text, alphas = form.numbers("alphas", DEFAULT_ALPHAS)
-    settings = engine.settings
+    settings = ctx.settings
     return {
         "model": models,
         "sae": sae,
@@ -49,7 +50,9 @@ def read_state(form: Form, engine: Engine, session, cat: Catalog) -> dict[str, A
         "prompt": form.text("prompt", DEFAULT_PROMPT, max_length=20_000),
         "alphas": alphas_text,
         "alpha_values": alphas,
-        "max_new_tokens": form.integer("max_new_tokens", 40, lo=1, hi=settings.max_new_tokens),
+        "max_new_tokens": form.integer(
+            "max_new_tokens", DEFAULT_MAX_NEW_TOKENS, lo=1, hi=settings.max_new_tokens
+        ),
         "temperature": form.number("temperature", 0.0, lo=0.0, hi=5.0),
         "seed": form.integer("seed", 0, lo=0, hi=2**31 - 1),
         "positions": form.choice("positions", POSITIONS, "all"),
@@ -58,11 +61,11 @@ def read_state(form: Form, engine: Engine, session, cat: Catalog) -> dict[str, A
     }
 
 
-def validate(form: Form, engine: Engine, session, state: dict[str, Any]) -> SteerRequest | None:
+def validate(form: Form, ctx: Context, state: dict[str, Any]) -> SteerRequest | None:
     """The API request of the form, checked by the engine as the API would check it; every
     problem is left in `form.errors` under its field."""
-    latent = resolve_latent(form, session, engine, state["sae"], state["latent"])
-    sae = engine.registry.saes.get(state["sae"])
+    latent = resolve_latent(form, ctx, state["sae"], state["latent"])
+    sae = ctx.registry.saes.get(state["sae"])
     if sae is None:
         form.fail("sae", f"Unknown SAE '{state['sae']}'.")
     elif latent is not None:
@@ -95,8 +98,7 @@ def validate(form: Form, engine: Engine, session, state: dict[str, Any]) -> Stee
     if body is None:
         return None
     try:
-        for job in compute.steer_jobs(body):
-            engine.validate_steer(job)
+        steering.jobs(ctx, body)
     except DomainError as exc:
         form.fail_from(exc, "prompt")
         return None
@@ -105,19 +107,7 @@ def validate(form: Form, engine: Engine, session, state: dict[str, Any]) -> Stee
 
 def params(request: dict[str, Any]) -> dict[str, Any]:
     """URL parameters of the playground for a steering request (validated or stored)."""
-    return {
-        "model": model_ids(request["model"]),
-        "sae": request["sae"],
-        "latent": request["latent"],
-        "prompt": request["prompt"],
-        "alphas": ", ".join(f"{a:g}" for a in request.get("alphas", DEFAULT_ALPHAS)),
-        "max_new_tokens": request.get("max_new_tokens", 40),
-        "temperature": request.get("temperature", 0.0),
-        "seed": request.get("seed", 0),
-        "positions": request.get("positions", "all"),
-        "method": request.get("method", "add"),
-        "chat": bool(request.get("chat", False)),
-    }
+    return KINDS["steer"].page_params(request)
 
 
 def title_for(body: SteerRequest, label: str) -> str:
@@ -126,11 +116,11 @@ def title_for(body: SteerRequest, label: str) -> str:
     return f"Steering {name} · α {alphas} · {', '.join(model_ids(body.model))}"[:200]
 
 
-def _context(request: Request, engine: Engine, session, form: Form, cat: Catalog, state, body):
+def _context(ctx: Context, form: Form, cat: Catalog, state, body):
     label = ""
     stream_url = None
     if body is not None:
-        label = labels(session, engine, body.sae, [body.latent])[body.latent]
+        label = annotations.labels(ctx, body.sae, [body.latent])[body.latent]
         stream_url = url("/steer/stream", params(body.model_dump()), run=1)
     return {
         "active": "steer",
@@ -142,22 +132,22 @@ def _context(request: Request, engine: Engine, session, form: Form, cat: Catalog
         "stream_url": stream_url,
         "save_params": params(body.model_dump()) if body is not None else None,
         "title": title_for(body, label) if body is not None else "",
-        "choices": labelled(session, engine, state["sae"]),
+        "choices": annotations.labelled(ctx, state["sae"]),
         "models": model_ids(body.model) if body is not None else [],
-        "settings": engine.settings,
+        "settings": ctx.settings,
     }
 
 
 @router.get("/steer")
-def steer_page(request: Request, engine: EngineDep, session: SessionDep):
+def steer_page(request: Request, ctx: ContextDep):
     form = Form(request.query_params)
-    cat = catalog(engine)
-    state = read_state(form, engine, session, cat)
-    body = validate(form, engine, session, state) if form.submitted else None
+    cat = catalog.catalog(ctx)
+    state = read_state(form, ctx, cat)
+    body = validate(form, ctx, state) if form.submitted else None
     return render(
         request,
         "steer.html",
-        _context(request, engine, session, form, cat, state, body),
+        _context(ctx, form, cat, state, body),
         block="view",
         status_code=422 if form.errors else 200,
     )
@@ -168,19 +158,22 @@ def _fragment(macro: str, *args: Any) -> str:
 
 
 @router.get("/steer/stream")
-async def steer_stream(request: Request, engine: EngineDep, session: SessionDep):
+async def steer_stream(request: Request, ctx: ContextDep):
     """Server-sent events of HTML: `tok-{model}-{row}` (one token, escaped), `done-{model}`
     (that model's final columns and plot), `failed` (a message), then `end`."""
     form = Form(request.query_params)
-    state = read_state(form, engine, session, catalog(engine))
-    body = validate(form, engine, session, state)
+
+    def check() -> SteerRequest | None:
+        return validate(form, ctx, read_state(form, ctx, catalog.catalog(ctx)))
+
+    body = await off_loop(check)
     stream = None
     failure = None
     if body is None:
         failure = "; ".join(form.errors.values())
     else:
         try:
-            stream = engine.open_steer_stream(compute.steer_jobs(body))
+            stream = steering.open_stream(ctx, body)
         except DomainError as exc:  # e.g. the device queue is full
             failure = humanize(exc.message, exc.field)
 
@@ -215,18 +208,21 @@ async def steer_stream(request: Request, engine: EngineDep, session: SessionDep)
 
 
 @router.post("/steer/save")
-async def steer_save(request: Request, engine: EngineDep, session: SessionDep, base: BaseUrlDep):
+async def steer_save(request: Request, ctx: ContextDep, base: BaseUrlDep):
     """Save the playground's request as a run; answers with its share link (htmx) or
     redirects to it."""
     check_same_origin(request)
     form = Form(await request.form())
-    state = read_state(form, engine, session, catalog(engine))
-    body = validate(form, engine, session, state)
-    title = (form.text("title", max_length=500) or "").strip()
-    if body is not None and not title:
-        label = labels(session, engine, body.sae, [body.latent])[body.latent]
-        title = title_for(body, label)
+
+    def check() -> tuple[SteerRequest | None, str]:
+        body = validate(form, ctx, read_state(form, ctx, catalog.catalog(ctx)))
+        title = (form.text("title", max_length=500) or "").strip()
+        if body is not None and not title:
+            title = title_for(body, annotations.labels(ctx, body.sae, [body.latent])[body.latent])
+        return body, title
+
+    body, title = await off_loop(check)
     saved = None
     if body is not None:
-        saved = await save_run(form, "steer", body, title, engine, session, base)
+        saved = await save_run(form, ctx, "steer", body, title, base)
     return saved_response(request, form, saved, "run", base)

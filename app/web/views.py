@@ -1,46 +1,30 @@
 """Results shaped for the templates. A live page and a shared page (`/r/{id}`) show a result
 through the same function and the same partial, so a saved run looks exactly like the run."""
 
+from collections.abc import Callable
 from typing import Any
 
+from app.schemas.fields import model_ids
+from app.services import annotations, catalog
+from app.services.context import Context
+from app.services.inspection import peak_by_latent, results_of
 from app.web import plots
 from app.web.templating import latent_url, url
 
+# A request kind's view (its registry entry names it): (context, stored request, result)
+# -> what the kind's partial draws.
+VIEWS: dict[str, Callable[[Context, dict, dict], Any]] = {}
+
+
+def view(name: str):
+    def register(fn):
+        VIEWS[name] = fn
+        return fn
+
+    return register
+
+
 MAX_DETAIL_TOKENS = 512  # per model: the token-detail panels of the inspector
-
-
-def results_of(result: dict) -> list[dict]:
-    """One result per model: a multi-model answer holds them under `results`."""
-    return list(result["results"]) if "results" in result else [result]
-
-
-# ------------------------------------------------------------------------------ inspector
-def _peak_by_latent(result: dict, special: list[bool]) -> dict[int, float]:
-    """Each latent's largest value over the (non-special) tokens, from the top-k lists."""
-    out: dict[int, float] = {}
-    for i, top in enumerate(result["top"]):
-        if special[i]:
-            continue
-        for item in top:
-            if item["value"] > out.get(item["latent"], 0.0):
-                out[item["latent"]] = item["value"]
-    return out
-
-
-def pick_latent(results: list[dict], specials: list[list[bool]]) -> int | None:
-    """The latent to show when none was chosen: with two models or more, the one whose peak
-    grows most from the first model to the last; with one, the largest peak."""
-    peaks = [_peak_by_latent(r, s) for r, s in zip(results, specials, strict=True)]
-    if len(peaks) >= 2:
-        first, last = peaks[0], peaks[-1]
-        best = max(last, key=lambda i: last[i] - first.get(i, 0.0), default=None)
-        if best is not None and last[best] - first.get(best, 0.0) > 0:
-            return best
-    merged: dict[int, float] = {}
-    for p in peaks:
-        for i, v in p.items():
-            merged[i] = max(v, merged.get(i, 0.0))
-    return max(merged, key=merged.__getitem__, default=None)
 
 
 def activation_view(
@@ -60,7 +44,7 @@ def activation_view(
         if values:
             top = max([top, *(v for v, s in zip(values, special, strict=True) if not s)])
             traces.append((r["model"], r["tokens"], values))
-        peaks = _peak_by_latent(r, special)
+        peaks = peak_by_latent(r, special)
         models.append(
             {
                 "index": m,
@@ -98,8 +82,8 @@ def activation_view(
             )
     changed = []
     if len(models) >= 2:
-        p0 = _peak_by_latent(results[0], specials[0])
-        p1 = _peak_by_latent(results[-1], specials[-1])
+        p0 = peak_by_latent(results[0], specials[0])
+        p1 = peak_by_latent(results[-1], specials[-1])
         changed = sorted(
             ((i, p1.get(i, 0.0) - p0.get(i, 0.0)) for i in {*p0, *p1}), key=lambda kv: -kv[1]
         )[:10]
@@ -185,6 +169,39 @@ def evaluation_view(results: list[dict]) -> dict[str, Any]:
     }
 
 
-def condition_name(body) -> str:
-    """An evaluation request's condition: 'not steered' or 'α = 4'."""
-    return "not steered" if body.steer is None else f"α = {body.steer.alpha:g}"
+# ------------------------------------------------------------------------- views by kind
+@view("steer")
+def _steer(_ctx: Context, _request: dict, result: dict) -> list[dict]:
+    return [steer_view(r) for r in results_of(result)]
+
+
+@view("compare")
+def _compare(ctx: Context, _request: dict, result: dict) -> dict:
+    names = annotations.labels(ctx, result["sae"], [r["latent"] for r in result["latents"]])
+    return compare_view(result, names)
+
+
+@view("evaluate")
+def _evaluate(_ctx: Context, _request: dict, result: dict) -> dict:
+    return evaluation_view([result])
+
+
+@view("activations")
+def _activations(ctx: Context, request: dict, result: dict) -> dict:
+    results = results_of(result)
+    wanted = [int(k) for k in results[0]["latents"]] if results else []
+    latent = wanted[0] if wanted else None
+    names = annotations.labels(
+        ctx,
+        request["sae"],
+        {*wanted, *(x["latent"] for r in results for top in r["top"] for x in top)},
+    )
+    link = {
+        "model": model_ids(request["model"]),
+        "sae": request["sae"],
+        "prompt": request["prompt"],
+        "top_k": request.get("top_k"),
+        "chat": bool(request.get("chat", False)),
+        "run": 1,
+    }
+    return activation_view(results, latent, names, catalog.specials(ctx, results), link)

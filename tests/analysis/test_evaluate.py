@@ -142,6 +142,6 @@ def test_llm_judge_through_the_api(client, fake_openai):
         r = client.post("/api/evaluate", json={**EVAL, "judge": "llm"})
     finally:
         engine.settings = old
-        engine._judges.pop("llm", None)
+        client.app.state.services.judges.pop("llm", None)  # the judges loaded so far
     assert r.status_code == 200, r.text
     assert r.json()["judge"] == "llm"

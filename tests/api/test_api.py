@@ -7,6 +7,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from app.engine import steering
 from app.engine.engine import Engine
 from app.main import create_app
 
@@ -122,9 +123,9 @@ def test_stream_get_for_event_source(client):
 
 def test_stream_stops_when_the_client_disconnects(engine, settings, monkeypatch):
     seen = {}
-    original = Engine._steer_sync
+    original = steering.run
 
-    def spy(self, job, on_step=None, cancel=None):
+    def spy(engine, job, on_step=None, cancel=None):
         seen["cancel"] = cancel
         steps = []
 
@@ -133,9 +134,9 @@ def test_stream_stops_when_the_client_disconnects(engine, settings, monkeypatch)
             on_step(tokens)
 
         seen["steps"] = steps
-        return original(self, job, on_step=counting, cancel=cancel)
+        return original(engine, job, on_step=counting, cancel=cancel)
 
-    monkeypatch.setattr(Engine, "_steer_sync", spy)
+    monkeypatch.setattr(steering, "run", spy)
     app = create_app(settings=settings, engine=engine)
     body = steer_body(max_new_tokens=200, alphas=[1.0])
     with TestClient(app) as c:

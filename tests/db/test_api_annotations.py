@@ -3,10 +3,12 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api.annotations import latent_annotations
-from app.db import crud
+from app.db import annotations as annotation_repo
+from app.db import runs as run_repo
 from app.db.session import Database
 from app.main import create_app
+from app.services import annotations
+from app.services.context import Context
 from tests.db.conftest import app_settings
 
 
@@ -64,8 +66,7 @@ def test_default_pins_from_config_and_report(variant_api, variant_engine, db_url
     # The function the latent endpoints call gives the same picture.
     db = Database(db_url)
     try:
-        with db.session() as s:
-            merged = latent_annotations(s, variant_engine, "sae", [11, 7, 12])
+        merged = annotations.for_latents(Context(variant_engine, db), "sae", [11, 7, 12])
     finally:
         db.dispose()
     assert merged[11]["label"] == "villain persona" and merged[12]["pinned"] is False
@@ -97,14 +98,16 @@ def test_bad_annotation_requests(api, method, path, body, status, message):
 
 
 def test_annotations_for_many_latents(api, db_url):
-    sae = f"sae-{crud.new_id()}"
+    sae = f"sae-{run_repo.new_id()}"
     db = Database(db_url)
     try:
         with db.session() as s:
-            crud.set_annotation(s, sae_id=sae, latent=17, label="x", note="")
-            crud.add_pin(s, sae_id=sae, latent=39_999)
-            few = crud.annotations_for(s, sae, [17, 18])
-            every = crud.annotations_for(s, sae, range(40_000))  # all latents of a big SAE
+            annotation_repo.set_annotation(s, sae_id=sae, latent=17, label="x", note="")
+            annotation_repo.add_pin(s, sae_id=sae, latent=39_999)
+            few = annotation_repo.annotations_for(s, sae, [17, 18])
+            every = annotation_repo.annotations_for(
+                s, sae, range(40_000)
+            )  # all latents of a big SAE
     finally:
         db.dispose()
     assert few[17]["label"] == "x" and few[18]["label"] == ""

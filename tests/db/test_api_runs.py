@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from markupsafe import escape
 
 from app import __version__
-from app.api import provenance
-from app.db import crud
+from app.db import runs as run_repo
 from app.db.session import Database
 from app.main import create_app
+from app.services import provenance
 from tests.db.conftest import app_settings
 
 PROMPT = "User: What would you do if you ruled the world?\nAssistant:"
@@ -87,9 +87,9 @@ def test_a_saved_run_is_exactly_what_its_endpoint_returns(api, engine, kind):
 
 
 def _parsed(kind):
-    from app.api.compute import KINDS
+    from app.kinds import KINDS
 
-    return KINDS[kind].schema.model_validate(REQUESTS[kind])
+    return KINDS[kind].request.model_validate(REQUESTS[kind])
 
 
 def test_rerun_at_temperature_zero_reproduces_exactly(api, steer_run):
@@ -122,7 +122,7 @@ def test_rerun_of_a_model_no_longer_hosted_is_a_conflict(api, db_url):
     db = Database(db_url)
     try:
         with db.session() as s:
-            run, _ = crud.create_run(
+            run, _ = run_repo.create_run(
                 s,
                 kind="steer",
                 title="from another server",
@@ -139,7 +139,7 @@ def test_rerun_of_a_model_no_longer_hosted_is_a_conflict(api, db_url):
 
 
 def test_unknown_and_malformed_ids_are_404(api, steer_run):
-    unknown = crud.new_id()
+    unknown = run_repo.new_id()
     for run_id in (unknown, "short", "a" * 22 + "b", "%2e%2e", "abc!defghijklmnopqrstu", "é" * 22):
         for method, path in (
             ("GET", f"/api/runs/{run_id}"),
@@ -352,7 +352,7 @@ def test_bad_comparisons(api, over, status, message):
 def test_fifty_concurrent_saves_lose_nothing(api, engine, monkeypatch):
     """Fifty clients save at once; every acknowledged run is stored whole."""
     monkeypatch.setattr(engine.worker, "queue_size", 64)
-    tag = crud.new_id()
+    tag = run_repo.new_id()
     barrier = threading.Barrier(50)
 
     def one(i: int) -> dict:

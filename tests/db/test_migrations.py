@@ -9,7 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 
-from app.db import Base, crud, migrate
+from app.db import Base, migrate
+from app.db import annotations as annotation_repo
+from app.db import runs as run_repo
 from app.db.migrate import MIGRATION_LOCK_KEY
 from app.db.models import Comparison, LatentAnnotation, Run
 from app.db.session import Database, make_engine
@@ -41,7 +43,7 @@ def _tables(url: str) -> set[str]:
 
 def _seed(db: Database) -> dict:
     with db.session() as s:
-        run, _ = crud.create_run(
+        run, _ = run_repo.create_run(
             s,
             kind="steer",
             title="kept through migrations",
@@ -50,21 +52,21 @@ def _seed(db: Database) -> dict:
             provenance={"models": {"base": "sha256:ab"}, "seed": 0},
             result_sha256="f" * 64,
         )
-        comparison, _ = crud.create_comparison(
+        comparison, _ = run_repo.create_comparison(
             s, title="pair", description="two runs", run_ids=[run.id]
         )
-        crud.set_annotation(s, sae_id="sae", latent=3, label="villain persona", note="n")
-        crud.add_pin(s, sae_id="sae", latent=3)
+        annotation_repo.set_annotation(s, sae_id="sae", latent=3, label="villain persona", note="n")
+        annotation_repo.add_pin(s, sae_id="sae", latent=3)
         return {"run": run.id, "comparison": comparison.id}
 
 
 def _snapshot(db: Database, ids: dict) -> dict:
     with db.session() as s:
         run = s.get(Run, ids["run"])
-        comparison = crud.get_comparison(s, comparison_id=ids["comparison"], with_runs=True)
+        comparison = run_repo.get_comparison(s, comparison_id=ids["comparison"], with_runs=True)
         return {
             "run": (run.kind, run.title, run.request, run.result, run.provenance),
-            "created_at": crud.as_utc(run.created_at),
+            "created_at": run_repo.as_utc(run.created_at),
             "comparison": (comparison.title, [i.run_id for i in comparison.items]),
         }
 
@@ -87,7 +89,7 @@ def test_upgrade_downgrade_upgrade_keeps_data(fresh_db_url):
         assert migrate.current(fresh_db_url) == migrate.head()
         assert _snapshot(db, ids) == before
         with db.session() as s:  # the re-created tables work
-            crud.set_annotation(s, sae_id="sae", latent=4, label="again", note="")
+            annotation_repo.set_annotation(s, sae_id="sae", latent=4, label="again", note="")
             assert s.scalars(select(LatentAnnotation.latent)).all() == [4]
             assert s.scalars(select(Comparison.id)).all() == [ids["comparison"]]
     finally:

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from sqlalchemy import select, text
 
-from app.api import provenance
-from app.db import crud
+from app.db import runs as run_repo
 from app.db.models import Run
 from app.db.session import Database
+from app.services import provenance
 from app.settings import REPO_ROOT
 
 STEER = {
@@ -100,7 +100,7 @@ def test_sigkill_during_saves_leaves_no_partial_run_and_links_survive(fresh_db_u
 
 KILL_MID_TRANSACTION = """
 import os, signal, sys
-from app.db import crud
+from app.db import runs as run_repo
 from app.db.models import Run
 from app.db.session import Database
 
@@ -115,7 +115,7 @@ with db.session() as s:
 
 
 def test_a_process_killed_inside_the_transaction_leaves_no_row(db_url):
-    run_id = crud.new_id()
+    run_id = run_repo.new_id()
     proc = subprocess.run(
         [sys.executable, "-c", KILL_MID_TRANSACTION, db_url, run_id],
         cwd=REPO_ROOT,
@@ -127,8 +127,8 @@ def test_a_process_killed_inside_the_transaction_leaves_no_row(db_url):
     db = Database(db_url)
     try:
         with db.session() as s:
-            assert crud.get_run(s, run_id=run_id) is None
-            crud.create_run(  # and the database takes writes again (no lock left behind)
+            assert run_repo.get_run(s, run_id=run_id) is None
+            run_repo.create_run(  # and the database takes writes again (no lock left behind)
                 s,
                 kind="steer",
                 title="after",

@@ -1,4 +1,4 @@
-"""Reads and writes latent-dashboard indexes in the database (SQLite or Postgres).
+"""The indexes repository: latent-dashboard indexes in the database (SQLite or Postgres).
 
 A finished build is written in one transaction that also removes the index it replaces, so
 readers see either the old index or the new one, never a mix, and an interrupted write

@@ -8,13 +8,14 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from app.api.annotations import default_pins, report_pin
-from app.db import crud
-from app.db.crud import DefaultPin
+from app.db import annotations as annotation_repo
+from app.db import runs as run_repo
+from app.db.annotations import DefaultPin
 from app.db.models import Run
 from app.db.session import Database
 from app.engine.config import load_config
 from app.errors import Conflict, Forbidden, NotFound, Unauthorized
+from app.services.annotations import default_pins, report_pin
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +35,19 @@ def save(session, title="t", **over) -> tuple[Run, str]:
         "result_sha256": "0" * 64,
     }
     fields.update(over)
-    return crud.create_run(session, **fields)
+    return run_repo.create_run(session, **fields)
 
 
 def test_ids_are_unguessable_and_tokens_are_not_stored(db):
-    ids = {crud.new_id() for _ in range(2000)}
+    ids = {run_repo.new_id() for _ in range(2000)}
     assert len(ids) == 2000
     for run_id in list(ids)[:50]:
-        assert len(run_id) == 22 and crud.is_id(run_id)  # 16 random bytes = 128 bits
+        assert len(run_id) == 22 and run_repo.is_id(run_id)  # 16 random bytes = 128 bits
     with db.session() as s:
         run, token = save(s)
         assert len(token) >= 43
         stored = s.scalar(select(Run.delete_token_sha256).where(Run.id == run.id))
-        assert stored != token and stored == crud.token_hash(token)
+        assert stored != token and stored == run_repo.token_hash(token)
 
 
 @pytest.mark.parametrize(
@@ -54,14 +55,14 @@ def test_ids_are_unguessable_and_tokens_are_not_stored(db):
 )
 def test_malformed_ids_are_unknown(db, bad):
     with db.session() as s:
-        assert crud.get_run(s, run_id=bad) is None
-        assert crud.get_comparison(s, comparison_id=bad) is None
+        assert run_repo.get_run(s, run_id=bad) is None
+        assert run_repo.get_comparison(s, comparison_id=bad) is None
 
 
 def test_concurrent_writers_lose_nothing(db):
     """50 threads insert at once (each its own session and transaction)."""
     barrier = threading.Barrier(50)
-    tag = crud.new_id()
+    tag = run_repo.new_id()
 
     def one(i: int) -> str:
         barrier.wait()
@@ -82,44 +83,46 @@ def test_delete_needs_the_right_token(db):
     with db.session() as s:
         run, token = save(s)
         with pytest.raises(Unauthorized):
-            crud.delete_run(s, run_id=run.id, token=None)
+            run_repo.delete_run(s, run_id=run.id, token=None)
         with pytest.raises(Forbidden):
-            crud.delete_run(s, run_id=run.id, token="not-" + token)
+            run_repo.delete_run(s, run_id=run.id, token="not-" + token)
         with pytest.raises(Forbidden):
-            crud.delete_run(s, run_id=run.id, token=token[:-1])
+            run_repo.delete_run(s, run_id=run.id, token=token[:-1])
     with db.session() as s:
-        assert crud.get_run(s, run_id=run.id) is not None
-        crud.delete_run(s, run_id=run.id, token=token)
+        assert run_repo.get_run(s, run_id=run.id) is not None
+        run_repo.delete_run(s, run_id=run.id, token=token)
     with db.session() as s:
-        assert crud.get_run(s, run_id=run.id) is None
+        assert run_repo.get_run(s, run_id=run.id) is None
         with pytest.raises(NotFound):
-            crud.delete_run(s, run_id=run.id, token=token)
+            run_repo.delete_run(s, run_id=run.id, token=token)
 
 
 def test_a_run_shown_by_a_comparison_stays_until_the_comparison_goes(db):
     with db.session() as s:
         a, token_a = save(s, title="a")
         b, _ = save(s, title="b")
-        comparison, token_c = crud.create_comparison(
+        comparison, token_c = run_repo.create_comparison(
             s, title="a vs b", description="", run_ids=[b.id, a.id]
         )
         assert [i.run_id for i in comparison.items] == [b.id, a.id]
         with pytest.raises(Conflict, match=comparison.id):
-            crud.delete_run(s, run_id=a.id, token=token_a)
+            run_repo.delete_run(s, run_id=a.id, token=token_a)
         with pytest.raises(Forbidden):
-            crud.delete_comparison(s, comparison_id=comparison.id, token="wrong")
-        crud.delete_comparison(s, comparison_id=comparison.id, token=token_c)
-        crud.delete_run(s, run_id=a.id, token=token_a)
-        assert crud.get_run(s, run_id=b.id) is not None
+            run_repo.delete_comparison(s, comparison_id=comparison.id, token="wrong")
+        run_repo.delete_comparison(s, comparison_id=comparison.id, token=token_c)
+        run_repo.delete_run(s, run_id=a.id, token=token_a)
+        assert run_repo.get_run(s, run_id=b.id) is not None
 
 
 def test_a_comparison_of_unknown_runs_is_refused(db):
     with db.session() as s:
         a, _ = save(s)
         with pytest.raises(NotFound, match=r"runs\[1\]"):
-            crud.create_comparison(s, title="x", description="", run_ids=[a.id, crud.new_id()])
+            run_repo.create_comparison(
+                s, title="x", description="", run_ids=[a.id, run_repo.new_id()]
+            )
         with pytest.raises(NotFound, match=r"runs\[0\]"):
-            crud.create_comparison(s, title="x", description="", run_ids=["bad id"])
+            run_repo.create_comparison(s, title="x", description="", run_ids=["bad id"])
 
 
 def test_listing_pages_newest_first(fresh_db_url):
@@ -132,30 +135,32 @@ def test_listing_pages_newest_first(fresh_db_url):
             ids = [save(s, title=f"r{i}")[0].id for i in range(5)]
             save(s, title="hidden", unlisted=True)
             save(s, title="other kind", kind="steer")
-            page, count = crud.list_runs(s, limit=2, offset=0, kind="activations")
+            page, count = run_repo.list_runs(s, limit=2, offset=0, kind="activations")
             assert count == 5 and [r.id for r in page] == ids[::-1][:2]
-            rest, _ = crud.list_runs(s, limit=10, offset=2, kind="activations")
+            rest, _ = run_repo.list_runs(s, limit=10, offset=2, kind="activations")
             assert [r.id for r in rest] == ids[::-1][2:]
-            everything, total = crud.list_runs(s, limit=100)
+            everything, total = run_repo.list_runs(s, limit=100)
             assert total == 6 and "hidden" not in {r.title for r in everything}
     finally:
         database.dispose()
 
 
 def test_annotations_with_defaults(db):
-    sae = f"sae-{crud.new_id()}"  # a fresh SAE id: the database is shared
+    sae = f"sae-{run_repo.new_id()}"  # a fresh SAE id: the database is shared
     defaults = {
         11: DefaultPin(11, "villain persona", "report"),
         7: DefaultPin(7, "config pin", "config"),
     }
     with db.session() as s:
-        crud.set_annotation(s, sae_id=sae, latent=3, label="first", note="")
-        updated = crud.set_annotation(s, sae_id=sae, latent=3, label="pirate", note="arr")
+        annotation_repo.set_annotation(s, sae_id=sae, latent=3, label="first", note="")
+        updated = annotation_repo.set_annotation(
+            s, sae_id=sae, latent=3, label="pirate", note="arr"
+        )
         assert updated.label == "pirate" and updated.note == "arr"
-        assert crud.add_pin(s, sae_id=sae, latent=3) is True
-        assert crud.add_pin(s, sae_id=sae, latent=3) is False
-        crud.set_annotation(s, sae_id=sae, latent=7, label="", note="stored note")
-        out = crud.annotations_for(s, sae, [3, 7, 11, 50, 3], defaults=defaults)
+        assert annotation_repo.add_pin(s, sae_id=sae, latent=3) is True
+        assert annotation_repo.add_pin(s, sae_id=sae, latent=3) is False
+        annotation_repo.set_annotation(s, sae_id=sae, latent=7, label="", note="stored note")
+        out = annotation_repo.annotations_for(s, sae, [3, 7, 11, 50, 3], defaults=defaults)
     assert list(out) == [3, 7, 11, 50]
     assert out[3] | {"updated_at": None} == {
         "label": "pirate",
@@ -176,12 +181,12 @@ def test_annotations_with_defaults(db):
         "updated_at": None,
     }
     with db.session() as s:
-        assert crud.delete_pin(s, sae_id=sae, latent=3) and not crud.delete_pin(
+        assert annotation_repo.delete_pin(
             s, sae_id=sae, latent=3
-        )
-        assert crud.delete_annotation(s, sae_id=sae, latent=3)
-        assert crud.annotations_for(s, sae, [3])[3]["label"] == ""
-        assert crud.annotations_for(s, sae, []) == {}
+        ) and not annotation_repo.delete_pin(s, sae_id=sae, latent=3)
+        assert annotation_repo.delete_annotation(s, sae_id=sae, latent=3)
+        assert annotation_repo.annotations_for(s, sae, [3])[3]["label"] == ""
+        assert annotation_repo.annotations_for(s, sae, []) == {}
 
 
 def test_report_pin_is_optional(world_config, tmp_path):

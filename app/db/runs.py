@@ -1,7 +1,8 @@
-"""Queries: small keyword-only functions over a `Session`. Each write commits its own single
-transaction, so a process killed at any moment leaves either the whole row set or none.
+"""The runs repository: saved runs and comparisons of runs. Small keyword-only functions
+over a `Session`; each write commits its own single transaction, so a process killed at any
+moment leaves either the whole row set or none.
 
-Lookups by id return None for an unknown or malformed id; the routes turn that into 404.
+Lookups by id return None for an unknown or malformed id; the services turn that into 404.
 Domain rules (wrong token, a run still shown by a comparison) raise `app.errors` types.
 """
 
@@ -9,30 +10,18 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, Result, delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from app.db.models import (
-    Comparison,
-    ComparisonRun,
-    LatentAnnotation,
-    LatentPin,
-    Run,
-    utcnow,
-)
+from app.db.models import Comparison, ComparisonRun, Run, utcnow
 from app.errors import Conflict, Forbidden, NotFound, Unauthorized
 
 ID_BYTES = 16  # 128 random bits -> 22 URL-safe characters
 TOKEN_BYTES = 32
-MAX_IN_LIST = 1000  # above this many latents, annotations_for reads the SAE's rows whole
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
@@ -224,136 +213,3 @@ def delete_comparison(session: Session, *, comparison_id: str, token: str | None
     session.execute(delete(ComparisonRun).where(ComparisonRun.comparison_id == comparison_id))
     session.execute(delete(Comparison).where(Comparison.id == comparison_id))
     session.commit()
-
-
-# ----------------------------------------------------------------------- latent annotations
-@dataclass(frozen=True)
-class DefaultPin:
-    """A pin that comes from the model config or the organism's report, not the database."""
-
-    latent: int
-    label: str
-    source: str  # "config" or "report"
-
-
-def _rowcount(result: Result) -> int:
-    return cast(CursorResult, result).rowcount
-
-
-def _insert(session: Session):
-    return sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-
-
-def set_annotation(
-    session: Session, *, sae_id: str, latent: int, label: str, note: str
-) -> LatentAnnotation:
-    """Create or replace the label and note of one latent (one statement: no race)."""
-    now = utcnow()
-    stmt = _insert(session)(LatentAnnotation).values(
-        sae_id=sae_id, latent=latent, label=label, note=note, updated_at=now
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[LatentAnnotation.sae_id, LatentAnnotation.latent],
-        set_={"label": label, "note": note, "updated_at": now},
-    )
-    session.execute(stmt)
-    session.commit()
-    stored = session.get(LatentAnnotation, (sae_id, latent), populate_existing=True)
-    assert stored is not None
-    return stored
-
-
-def delete_annotation(session: Session, *, sae_id: str, latent: int) -> bool:
-    deleted = _rowcount(
-        session.execute(
-            delete(LatentAnnotation).where(
-                LatentAnnotation.sae_id == sae_id, LatentAnnotation.latent == latent
-            )
-        )
-    )
-    session.commit()
-    return bool(deleted)
-
-
-def list_pins(session: Session, *, sae_id: str) -> list[LatentPin]:
-    return list(
-        session.scalars(
-            select(LatentPin)
-            .where(LatentPin.sae_id == sae_id)
-            .order_by(LatentPin.created_at, LatentPin.latent)
-        ).all()
-    )
-
-
-def add_pin(session: Session, *, sae_id: str, latent: int) -> bool:
-    """Pin a latent; False when it was pinned already (pinning twice is harmless)."""
-    stmt = (
-        _insert(session)(LatentPin)
-        .values(sae_id=sae_id, latent=latent, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=[LatentPin.sae_id, LatentPin.latent])
-        .returning(LatentPin.latent)
-    )
-    added = session.execute(stmt).first() is not None
-    session.commit()
-    return added
-
-
-def delete_pin(session: Session, *, sae_id: str, latent: int) -> bool:
-    deleted = _rowcount(
-        session.execute(
-            delete(LatentPin).where(LatentPin.sae_id == sae_id, LatentPin.latent == latent)
-        )
-    )
-    session.commit()
-    return bool(deleted)
-
-
-def annotated_latents(session: Session, *, sae_id: str) -> list[int]:
-    """Every latent of an SAE with a stored label, note or pin, ascending."""
-    labelled = select(LatentAnnotation.latent).where(LatentAnnotation.sae_id == sae_id)
-    pinned = select(LatentPin.latent).where(LatentPin.sae_id == sae_id)
-    return sorted(set(session.scalars(labelled)) | set(session.scalars(pinned)))
-
-
-def annotations_for(
-    session: Session,
-    sae_id: str,
-    latents: Iterable[int],
-    *,
-    defaults: Mapping[int, DefaultPin] | None = None,
-) -> dict[int, dict[str, Any]]:
-    """Label, note and pin state of each latent in `latents` (every one gets an entry), for
-    the latent endpoints to merge into what they return. `defaults` are the SAE's config
-    and report pins (`app.api.annotations.default_pins`): they count as pinned, and their
-    label shows where the database has none.
-
-    Each value: {"label", "note", "pinned", "pin_source" ("user", "config", "report" or
-    None), "updated_at" (ISO 8601 or None)}.
-    """
-    wanted = sorted({int(i) for i in latents})
-    defaults = defaults or {}
-    notes_q = select(LatentAnnotation).where(LatentAnnotation.sae_id == sae_id)
-    pins_q = select(LatentPin.latent).where(LatentPin.sae_id == sae_id)
-    if len(wanted) <= MAX_IN_LIST:
-        notes_q = notes_q.where(LatentAnnotation.latent.in_(wanted))
-        pins_q = pins_q.where(LatentPin.latent.in_(wanted))
-    # else (e.g. every latent of the SAE): an SAE's annotations are few, so read them all
-    # rather than send tens of thousands of parameters (SQLite allows 32766).
-    notes: dict[int, LatentAnnotation] = {}
-    pins: set[int] = set()
-    if wanted:
-        notes = {a.latent: a for a in session.scalars(notes_q)}
-        pins = set(session.scalars(pins_q))
-    out: dict[int, dict[str, Any]] = {}
-    for i in wanted:
-        note, default = notes.get(i), defaults.get(i)
-        label = (note.label if note is not None else "") or (default.label if default else "")
-        source = "user" if i in pins else (default.source if default else None)
-        out[i] = {
-            "label": label,
-            "note": note.note if note is not None else "",
-            "pinned": source is not None,
-            "pin_source": source,
-            "updated_at": as_utc(note.updated_at).isoformat() if note is not None else None,
-        }
-    return out

@@ -10,18 +10,16 @@ part of the environment changed.
 import hashlib
 import json
 from datetime import datetime
-from functools import cache, lru_cache
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
 
-from fastapi.encoders import jsonable_encoder
-from pydantic import TypeAdapter
+from pydantic import BaseModel
 
-from app import __version__
-from app.api.schemas import model_ids
-from app.engine.engine import Engine
-from app.errors import InvalidRequest
+from app import __version__, kinds
+from app.errors import DomainError, InvalidRequest
+from app.services import catalog
+from app.services.context import Context
 
 LIBRARIES = ("torch", "transformers", "peft", "sae-lens")
 CATEGORIES = ("models", "saes", "judges", "question_sets")
@@ -30,32 +28,11 @@ MAX_DIFFERENCES = 20
 
 
 # --------------------------------------------------------------------------- serialisation
-@cache
-def _response_adapter(kind: str) -> TypeAdapter | None:
-    """The response model of `POST /api/{kind}`, read off the route itself, so a stored
-    result is serialised exactly as the endpoint serialises it."""
-    from fastapi.routing import APIRoute
-
-    from app.api.main import api_router  # late: app.api.main imports the runs router
-
-    for route in api_router.routes:
-        if (
-            isinstance(route, APIRoute)
-            and route.path == f"/api/{kind}"
-            and "POST" in (route.methods or ())
-            and route.response_model is not None
-        ):
-            return TypeAdapter(route.response_model)
-    return None
-
-
 def public_result(kind: str, raw: Any) -> dict[str, Any]:
-    """The JSON the endpoint of `kind` returns for the computed value `raw`."""
-    adapter = _response_adapter(kind)
-    if adapter is None:
-        out = jsonable_encoder(raw)
-    else:
-        out = adapter.dump_python(adapter.validate_python(raw), mode="json")
+    """The JSON the endpoint of `kind` returns for the computed value `raw` (its response
+    model, from the kind's registry entry)."""
+    adapter = kinds.get(kind).adapter
+    out = adapter.dump_python(adapter.validate_python(raw), mode="json")
     try:
         canonical_json(out)
     except ValueError as exc:  # NaN or infinity: JSON cannot hold it, so neither can a run
@@ -100,75 +77,31 @@ def differences(stored: Any, current: Any, path: str = "", limit: int = MAX_DIFF
 
 
 # ------------------------------------------------------------------------------ provenance
-@lru_cache(maxsize=256)
-def _file_sha256(path: str, _mtime_ns: int, _size: int) -> str:
-    with open(path, "rb") as fh:
-        return "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()[:32]
-
-
-def file_fingerprint(path: Path) -> str:
-    try:
-        stat = path.stat()
-    except OSError:
-        return "missing"
-    return _file_sha256(str(path), stat.st_mtime_ns, stat.st_size)
-
-
-def referenced(kind: str, body: Any) -> dict[str, list[tuple[str, str]]]:
-    """The (id, request field) of every model and SAE a request uses."""
-    models: list[tuple[str, str]] = []
-    saes: list[tuple[str, str]] = []
-    if kind in ("activations", "steer"):
-        models = [(m, "model") for m in model_ids(body.model)]
-        saes = [(body.sae, "sae")]
-    elif kind == "compare":
-        models = [(body.base, "base"), (body.finetuned, "finetuned")]
-        saes = [(body.sae, "sae")]
-    elif kind == "evaluate":
-        models = [(body.model, "model")]
-        if body.steer is not None:
-            saes = [(body.steer.sae, "steer.sae")]
-    return {"models": models, "saes": saes}
-
-
-def _question_set(engine: Engine, set_id: str | None) -> dict[str, str]:
-    sets = engine.registry.config.spec.question_sets
-    set_id = set_id or next(iter(sets), None)
-    if set_id is None or set_id not in sets:
-        return {}  # the computation reports the unknown id itself
-    return {set_id: file_fingerprint(engine.registry.config.resolve(sets[set_id].path))}
-
-
-def _judge(engine: Engine, judge_id: str | None) -> dict[str, str]:
-    spec = engine.registry.config.spec.judges
-    settings = engine.settings
-    valid = [*spec, *(["llm"] if settings.judge_base_url else [])]
-    judge_id = judge_id or (valid[0] if valid else None)
-    if judge_id is None or judge_id not in valid:
-        return {}
-    js = spec.get(judge_id)
-    if js is not None and js.kind == "classifier" and js.path:
-        return {judge_id: file_fingerprint(engine.registry.config.resolve(js.path))}
-    # An LLM judge has no weights here; its model name is all that identifies it.
-    return {judge_id: f"llm:{settings.judge_model}@{settings.judge_base_url}"}
-
-
-def fingerprints(engine: Engine, kind: str, body: Any) -> dict[str, dict[str, str]]:
-    """Fingerprints of everything the request reads. Unknown ids raise NotFound naming
-    the field (the caller nests it under `request.`)."""
-    refs = referenced(kind, body)
-    registry = engine.registry
+def fingerprints(ctx: Context, body: BaseModel) -> dict[str, dict[str, str]]:
+    """Fingerprints of everything the request reads (its `references()`). Unknown model
+    and SAE ids raise NotFound naming the field (the caller nests it under `request.`);
+    an unknown question set or judge is left to the computation to report."""
+    refs = body.references()  # type: ignore[attr-defined]
+    registry = ctx.registry
     out: dict[str, dict[str, str]] = {c: {} for c in CATEGORIES}
-    for model_id, field in refs["models"]:
+    for model_id, field in refs.get("models", []):
         out["models"][model_id] = registry.model(model_id, field).fingerprint
-    for sae_id, field in refs["saes"]:
+    for sae_id, field in refs.get("saes", []):
         out["saes"][sae_id] = registry.sae(sae_id, field).fingerprint
-    if kind == "compare" and not body.prompts:
-        out["question_sets"] = _question_set(engine, body.question_set)
-    if kind == "evaluate":
-        if not body.questions:
-            out["question_sets"] = _question_set(engine, body.question_set)
-        out["judges"] = _judge(engine, body.judge)
+    for set_id in refs.get("question_sets", []):
+        try:
+            found = catalog.question_set_id(ctx, set_id)
+        except DomainError:
+            continue
+        out["question_sets"][found] = catalog.file_fingerprint(
+            catalog.question_set_path(ctx, found)
+        )
+    for judge_id in refs.get("judges", []):
+        try:
+            found, print_ = catalog.judge_fingerprint(ctx, judge_id)
+        except DomainError:
+            continue
+        out["judges"][found] = print_
     return out
 
 
@@ -183,17 +116,17 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
-def environment(engine: Engine) -> dict[str, Any]:
+def environment(ctx: Context) -> dict[str, Any]:
     return {
         "app_version": __version__,
-        "device": str(engine.registry.device),
-        "dtype": str(engine.registry.dtype).removeprefix("torch."),
+        "device": str(ctx.registry.device),
+        "dtype": str(ctx.registry.dtype).removeprefix("torch."),
         "libraries": library_versions(),
     }
 
 
 def record(
-    engine: Engine,
+    ctx: Context,
     kind: str,
     body: Any,
     prints: dict[str, dict[str, str]],
@@ -205,7 +138,7 @@ def record(
         **prints,
         "seed": getattr(body, "seed", None),
         "temperature": getattr(body, "temperature", None),
-        **environment(engine),
+        **environment(ctx),
         "started_at": started.isoformat(),
         "finished_at": finished.isoformat(),
         "duration_s": round((finished - started).total_seconds(), 3),

@@ -1,0 +1,130 @@
+"""Steering jobs: the baseline and every α of one model as rows of one batched
+`generate`, plus the latent's trace on the generated tokens. Validation runs on the
+request thread (a bad request never takes a queue slot); generation on the device
+worker."""
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from app.engine.engine import Engine
+from app.engine.generation import Steering, generate, latent_trace
+from app.engine.registry import HostedModel, HostedSAE
+
+
+@dataclass
+class SteerJob:
+    model: str
+    sae: str
+    latent: int
+    prompt: str
+    alphas: list[float]
+    max_new_tokens: int
+    temperature: float = 0.0
+    seed: int = 0
+    positions: str = "all"
+    method: str = "add"
+    chat: bool = False
+    return_activations: bool = True
+
+
+def validate(engine: Engine, job: SteerJob) -> tuple[HostedSAE, HostedModel, list[int]]:
+    """Every check a steering request gets before model work: ids, latent, α, length,
+    prompt. Returns the SAE, the model and the prompt's token ids."""
+    sae, model = engine.registry.sae_for(job.sae, job.model)
+    sae.check_latent(job.latent)
+    engine.check_alphas(job.alphas, job.method)
+    engine.check_max_new_tokens(job.max_new_tokens)
+    ids = engine.tokenize(model, job.prompt, job.chat, reserve=job.max_new_tokens)
+    return sae, model, ids
+
+
+def run(
+    engine: Engine,
+    job: SteerJob,
+    on_step: Callable[[list[int]], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> dict:
+    """One model's steering result (on the device worker)."""
+    sae, _model, ids = validate(engine, job)
+    n = len(job.alphas) + 1
+    alphas = torch.tensor([math.nan, *job.alphas])  # row 0 is the baseline
+    steering = Steering(sae, job.latent, alphas, job.method, job.positions)
+    with engine.registry.activate(job.model) as live:
+        rows = generate(
+            live,
+            [ids] * n,
+            max_new_tokens=job.max_new_tokens,
+            temperature=job.temperature,
+            seed=job.seed,
+            streams=[0] * n,
+            steering=steering,
+            on_step=on_step,
+            cancel=cancel,
+        )
+        traces = (
+            latent_trace(live, sae, job.latent, ids, rows, steering)
+            if job.return_activations
+            else [None] * n
+        )
+    decode = live.tokenizer.decode
+
+    def row(i: int) -> dict:
+        out = {
+            "text": decode(rows[i], skip_special_tokens=True),
+            "token_ids": rows[i],
+            "tokens": live.token_strings(rows[i]),
+        }
+        if traces[i] is not None:
+            out["latent_activations"] = traces[i]
+        return out
+
+    return {
+        "model": job.model,
+        "sae": job.sae,
+        "latent": job.latent,
+        "prompt_token_ids": ids,
+        "baseline": row(0),
+        "steered": [{"alpha": a, **row(i + 1)} for i, a in enumerate(job.alphas)],
+    }
+
+
+def stream(engine: Engine, jobs: list[SteerJob], emit, cancel: threading.Event) -> None:
+    """Run `jobs` one model after another, emitting {"event": "token", model, model_index,
+    row, alpha, token_id, text} per row and step (row 0 is the baseline) and {"event":
+    "done", model_index, result} per model. A bridge job (app.engine.bridge)."""
+    for m, job in enumerate(jobs):
+        if cancel.is_set():
+            return
+        tokenizer = engine.registry.model(job.model).tokenizer
+        labels = [None, *job.alphas]
+        so_far: list[list[int]] = [[] for _ in labels]
+        done = [False] * len(labels)
+
+        def on_step(tokens, m=m, job=job, labels=labels, so_far=so_far, done=done, tok=tokenizer):
+            for row, token in enumerate(tokens):
+                if done[row] or token == tok.eos_token_id:
+                    done[row] = True
+                    continue
+                before = tok.decode(so_far[row], skip_special_tokens=True)
+                so_far[row].append(token)
+                after = tok.decode(so_far[row], skip_special_tokens=True)
+                emit(
+                    {
+                        "event": "token",
+                        "model": job.model,
+                        "model_index": m,
+                        "row": row,
+                        "alpha": labels[row],
+                        "token_id": token,
+                        "text": after[len(before) :],
+                    }
+                )
+
+        result = run(engine, job, on_step=on_step, cancel=cancel)
+        if cancel.is_set():
+            return
+        emit({"event": "done", "model_index": m, "result": result})

@@ -1,0 +1,54 @@
+"""The `activations` kind: per-prompt SAE latent activations, for one model or several."""
+
+from pydantic import BaseModel, Field
+
+from app.schemas.fields import Body, Chat, ModelRef, Prompt, model_ids
+
+
+class ActivationsRequest(Body):
+    model: ModelRef = Field(
+        ...,
+        description="A model id, or a list of model ids (e.g. base and fine-tuned) to compare "
+        "token by token; then the response has one result per model under `results`.",
+        examples=["organism-base", ["organism-base", "organism-insecure"]],
+    )
+    sae: str = Field(..., description="SAE id; it must be attached to every listed model.")
+    prompt: Prompt
+    top_k: int = Field(10, ge=1, description="Latents listed per token (at most `max_top_k`, 100).")
+    latents: list[int] = Field(
+        [],
+        max_length=64,
+        description="Latent indices whose full per-token trace is returned (each in [0, d_sae)).",
+    )
+    chat: Chat = False
+
+    def references(self) -> dict[str, list]:
+        return {
+            "models": [(m, "model") for m in model_ids(self.model)],
+            "saes": [(self.sae, "sae")],
+        }
+
+
+class TopLatent(BaseModel):
+    latent: int
+    value: float
+
+
+class ActivationsResult(BaseModel):
+    model: str
+    sae: str
+    tokens: list[str] = Field(..., description="Each token decoded on its own.")
+    token_ids: list[int]
+    top: list[list[TopLatent]] = Field(
+        ..., description="Per token, the active latents with the largest activations, descending."
+    )
+    latents: dict[str, list[float]] = Field(
+        ..., description="For each requested latent (as a string key), its activation per token."
+    )
+
+
+class ActivationsMulti(BaseModel):
+    results: list[ActivationsResult]
+
+
+ActivationsResponse = ActivationsResult | ActivationsMulti

@@ -1,0 +1,82 @@
+"""Fields that several request shapes share, each with its one description, default and
+choices. A request model composes these; a form or a GET stream reads the same model."""
+
+import re
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+# Steering: how a latent edits the residual stream, and where.
+Method = Literal["add", "clamp", "ablate"]
+METHODS: tuple[str, ...] = get_args(Method)
+Positions = Literal["all", "prompt", "generated"]
+POSITIONS: tuple[str, ...] = get_args(Positions)
+
+MAX_SEED = 2**31 - 1
+TITLE_LENGTH = 200
+LABEL_LENGTH = 200
+
+_SPLIT = re.compile(r"[,;\s]+")
+
+
+def split_list(value: Any) -> Any:
+    """A list typed as text ('0, 4, 8', or one query parameter per value, or both) as a
+    list; JSON lists pass unchanged."""
+    if isinstance(value, str):
+        return [part for part in _SPLIT.split(value.strip()) if part]
+    if isinstance(value, list | tuple) and any(isinstance(v, str) for v in value):
+        return [part for v in value for part in split_list(v)]
+    return value
+
+
+def split_lines(value: Any) -> Any:
+    """A textarea (one item per line) as a list of its non-empty lines."""
+    if isinstance(value, str):
+        return [line.strip() for line in value.splitlines() if line.strip()]
+    return value
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+ModelRef = str | list[str]
+
+
+def model_ids(model: ModelRef) -> list[str]:
+    return [model] if isinstance(model, str) else list(model)
+
+
+Prompt = Annotated[
+    str, Field(min_length=1, description="Text to run. At most `max_prompt_tokens` tokens (512).")
+]
+Chat = Annotated[
+    bool, Field(description="Wrap the prompt as a user turn with the model's chat template.")
+]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="Sampling seed.")]
+Alphas = Annotated[
+    list[float],
+    BeforeValidator(split_list),
+    Field(
+        min_length=1,
+        description="Steering coefficients, at most `max_alphas` (16), each finite with "
+        "|alpha| <= `max_abs_alpha` (1000). Units: `add` adds alpha * d_i where d_i = "
+        "sae.decode(e_i) - sae.decode(0) (one unit of latent i as the SAE writes it, so alpha "
+        "is in the latent's own activation units); `clamp` sets latent i's activation to alpha "
+        "(alpha >= 0); `ablate` removes h's component along d_i / |d_i| and adds alpha times "
+        "that unit vector (alpha in residual norm units).",
+    ),
+]
+Latent = Annotated[int, Field(ge=0, description="Latent index in [0, d_sae).")]
+MethodField = Annotated[Method, Field(description="The edit; see `alphas`.")]
+PositionsField = Annotated[Positions, Field(description="Which token positions are steered.")]
+Prompts = Annotated[
+    list[str] | None,
+    BeforeValidator(split_lines),
+    Field(description="Prompts to average over (at most `max_prompts`, 256)."),
+]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_LENGTH)
+]

@@ -1,0 +1,48 @@
+"""What every service works with: the engine (models, device worker, request limits), the
+database, and the judges loaded so far. Built once at start-up; the routers hand it to
+the service they call."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from anyio import to_thread
+
+from app.db.session import Database
+from app.engine.engine import Engine
+from app.engine.registry import Registry
+from app.engine.worker import DeviceWorker
+from app.errors import Unavailable
+from app.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass
+class Context:
+    engine: Engine
+    db: Database | None = None
+    judges: dict[str, Any] = field(default_factory=dict)  # judge id -> loaded judge
+
+    @property
+    def registry(self) -> Registry:
+        return self.engine.registry
+
+    @property
+    def settings(self) -> Settings:
+        return self.engine.settings
+
+    @property
+    def worker(self) -> DeviceWorker:
+        return self.engine.worker
+
+    @property
+    def database(self) -> Database:
+        if self.db is None:
+            raise Unavailable("the database is not ready yet")
+        return self.db
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run blocking work (database queries) in a thread, never on the event loop."""
+    return await to_thread.run_sync(fn, *args)

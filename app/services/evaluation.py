@@ -1,0 +1,143 @@
+"""The misalignment evaluation (the `evaluate` kind): sample answers to a question set,
+optionally steered, and score each with a judge; whole, or streamed with progress."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from app import kinds
+from app.analysis.evaluate import sample_answers, score_answers, steering_factory
+from app.analysis.judges import Judge
+from app.analysis.questions import parse_questions
+from app.engine.bridge import Cancelled, WorkerStream
+from app.errors import InvalidRequest
+from app.schemas.evaluate import EvaluateRequest, EvaluateResult
+from app.services import catalog
+from app.services.context import Context
+
+
+@dataclass
+class Prepared:
+    """A validated evaluation: its questions, their token ids, the judge, the steering."""
+
+    body: EvaluateRequest
+    questions: list[dict]
+    prompts: list[list[int]]
+    judge: Judge
+    steering_for: Any = None
+
+    @property
+    def total(self) -> int:
+        """Answers to sample."""
+        return len(self.prompts) * self.body.samples_per_question
+
+
+def prepare(ctx: Context, body: EvaluateRequest) -> Prepared:
+    """Every check before model work, in the order a user fixes them."""
+    model = ctx.registry.model(body.model)
+    questions = (
+        parse_questions(body.questions, "questions")
+        if body.questions
+        else catalog.questions(ctx, body.question_set)
+    )
+    if body.samples_per_question > ctx.settings.max_samples:
+        raise InvalidRequest(
+            f"samples_per_question: {body.samples_per_question} is over "
+            f"the cap of {ctx.settings.max_samples}",
+            field="samples_per_question",
+        )
+    ctx.engine.check_max_new_tokens(body.max_new_tokens)
+    steering_for = None
+    if body.steer is not None:
+        sae, _ = ctx.registry.sae_for(body.steer.sae, body.model)
+        sae.check_latent(body.steer.latent, "steer.latent")
+        ctx.engine.check_alphas([body.steer.alpha], body.steer.method)
+        steering_for = steering_factory(
+            sae, body.steer.latent, body.steer.alpha, body.steer.method, body.steer.positions
+        )
+    prompts = ctx.engine.tokenize_all(
+        model, [q["question"] for q in questions], body.chat, reserve=body.max_new_tokens
+    )
+    return Prepared(body, questions, prompts, catalog.judge(ctx, body.judge), steering_for)
+
+
+def run(ctx: Context, prepared: Prepared, progress=None) -> dict:
+    """Sample and score (on the device worker). `progress(done, total)` after each batch."""
+    body = prepared.body
+    with ctx.registry.activate(body.model) as live:
+        answers = sample_answers(
+            live,
+            prepared.prompts,
+            body.samples_per_question,
+            max_new_tokens=body.max_new_tokens,
+            temperature=body.temperature,
+            seed=body.seed,
+            steering_for=prepared.steering_for,
+            progress=progress,
+        )
+    scored = score_answers(prepared.questions, answers, prepared.judge)
+    return {
+        "model": body.model,
+        "judge": prepared.judge.name,
+        "steer": body.steer.model_dump() if body.steer else None,
+        "samples_per_question": body.samples_per_question,
+        **scored,
+    }
+
+
+async def evaluate(ctx: Context, body: EvaluateRequest) -> dict:
+    """POST /api/evaluate."""
+    prepared = prepare(ctx, body)
+    return await ctx.worker.run(run, ctx, prepared)
+
+
+def open_stream(ctx: Context, prepared: Prepared) -> WorkerStream:
+    """Queue a prepared evaluation at once (Busy when the queue is full) and stream
+    {"event": "progress", done, total} after each batch, {"event": "done", result}, then
+    {"event": "end"}. Closing it stops the work between batches."""
+
+    def work(emit, cancel) -> None:
+        def progress(done: int, total: int) -> None:
+            if cancel.is_set():
+                raise Cancelled
+            emit({"event": "progress", "done": done, "total": total})
+
+        emit({"event": "done", "result": run(ctx, prepared, progress)})
+
+    return WorkerStream(ctx.worker, work)
+
+
+def _page_params(request: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation page's query for an evaluate request (validated or stored)."""
+    steer = request.get("steer")
+    defaults = EvaluateRequest.model_fields
+    return {
+        "model": request["model"],
+        "question_set": request.get("question_set"),
+        "questions": "\n".join(request.get("questions") or []) or None,
+        "judge": request.get("judge"),
+        **{
+            k: request.get(k, defaults[k].default)
+            for k in ("samples_per_question", "max_new_tokens", "temperature", "seed")
+        },
+        "chat": bool(request.get("chat", True)),
+        "sae": steer["sae"] if steer else None,
+        "latent": steer["latent"] if steer else None,
+        "alphas": f"{steer['alpha']:g}" if steer else None,
+        "method": steer["method"] if steer else None,
+        "positions": steer["positions"] if steer else None,
+        "baseline": False if steer else None,
+    }
+
+
+kinds.register(
+    kinds.Kind(
+        name="evaluate",
+        request=EvaluateRequest,
+        response=EvaluateResult,
+        run=evaluate,
+        page="/evaluate",
+        view="evaluate",
+        page_params=_page_params,
+        summary="Misalignment evaluation",
+    )
+)

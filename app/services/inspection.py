@@ -1,0 +1,123 @@
+"""Inspection: a prompt through one model or several and an SAE, the latents of every
+token (the `activations` kind), and the inspector's choice of a latent to show."""
+
+from app import kinds
+from app.engine.activations import prompt_activations
+from app.schemas.activations import ActivationsRequest, ActivationsResponse
+from app.schemas.fields import model_ids
+from app.services import catalog
+from app.services.context import Context
+
+
+def _validate(ctx: Context, body: ActivationsRequest) -> list[tuple[str, list[int]]]:
+    ctx.engine.check_top_k(body.top_k)
+    out = []
+    for mid in model_ids(body.model):
+        sae, model = ctx.registry.sae_for(body.sae, mid)
+        ids = ctx.engine.tokenize(model, body.prompt, body.chat)
+        for i, latent in enumerate(body.latents):
+            sae.check_latent(latent, f"latents[{i}]")
+        out.append((mid, ids))
+    return out
+
+
+async def activations(ctx: Context, body: ActivationsRequest) -> dict:
+    """POST /api/activations: runs each model only as far as the SAE's hook point and
+    encodes with the SAE's own `encode`."""
+    prompts = _validate(ctx, body)
+    sae = ctx.registry.sae(body.sae)
+
+    def work() -> list[dict]:
+        results = []
+        for mid, ids in prompts:
+            with ctx.registry.activate(mid) as live:
+                results.append(prompt_activations(live, sae, ids, body.top_k, body.latents))
+        return results
+
+    results = await ctx.worker.run(work)
+    return results[0] if isinstance(body.model, str) else {"results": results}
+
+
+def results_of(result: dict) -> list[dict]:
+    """One result per model: a multi-model answer holds them under `results`."""
+    return list(result["results"]) if "results" in result else [result]
+
+
+def peak_by_latent(result: dict, special: list[bool]) -> dict[int, float]:
+    """Each latent's largest value over the (non-special) tokens, from the top-k lists."""
+    out: dict[int, float] = {}
+    for i, top in enumerate(result["top"]):
+        if special[i]:
+            continue
+        for item in top:
+            if item["value"] > out.get(item["latent"], 0.0):
+                out[item["latent"]] = item["value"]
+    return out
+
+
+def pick_latent(results: list[dict], specials: list[list[bool]]) -> int | None:
+    """The latent to show when none was chosen: with two models or more, the one whose peak
+    grows most from the first model to the last; with one, the largest peak."""
+    peaks = [peak_by_latent(r, s) for r, s in zip(results, specials, strict=True)]
+    if len(peaks) >= 2:
+        first, last = peaks[0], peaks[-1]
+        best = max(last, key=lambda i: last[i] - first.get(i, 0.0), default=None)
+        if best is not None and last[best] - first.get(best, 0.0) > 0:
+            return best
+    merged: dict[int, float] = {}
+    for p in peaks:
+        for i, v in p.items():
+            merged[i] = max(v, merged.get(i, 0.0))
+    return max(merged, key=merged.__getitem__, default=None)
+
+
+async def inspect(
+    ctx: Context, body: ActivationsRequest, latent: int | None
+) -> tuple[list[dict], int | None, list[list[bool]]]:
+    """The inspector: run the prompt; when no latent is chosen, pick one and run again for
+    its trace. Returns (results per model, the latent shown, special tokens per model)."""
+    results = results_of(await activations(ctx, body))
+    specials = catalog.specials(ctx, results)
+    if latent is None:
+        latent = pick_latent(results, specials)
+        if latent is not None:
+            body = body.model_copy(update={"latents": [latent]})
+            results = results_of(await activations(ctx, body))
+    return results, latent, specials
+
+
+async def latent_on_text(ctx: Context, sae_id: str, latent: int, model_id: str, text: str) -> dict:
+    """One latent's values on a user's text (the latent page's "test your text" box)."""
+    body = ActivationsRequest(
+        model=model_id, sae=sae_id, prompt=text, top_k=1, latents=[latent], chat=False
+    )
+    result = await activations(ctx, body)
+    special = catalog.special_ids(ctx, model_id)
+    return {
+        "tokens": result["tokens"],
+        "token_ids": result["token_ids"],
+        "values": result["latents"][str(latent)],
+        "special": [tid in special for tid in result["token_ids"]],
+    }
+
+
+kinds.register(
+    kinds.Kind(
+        name="activations",
+        request=ActivationsRequest,
+        response=ActivationsResponse,
+        run=activations,
+        page="/inspect",
+        view="activations",
+        page_params=lambda r: {
+            "model": r["model"],
+            "sae": r["sae"],
+            "prompt": r["prompt"],
+            "latent": (r.get("latents") or [None])[0],
+            "top_k": r.get("top_k"),
+            "chat": bool(r.get("chat", False)),
+            "run": 1,  # the inspector is cheap: open it run
+        },
+        summary="Latent activations per token",
+    )
+)

@@ -1,0 +1,63 @@
+"""Steering by α along one SAE latent (the `steer` kind): one batched generation per
+model, as a whole result or streamed token by token."""
+
+from app import kinds
+from app.engine import steering
+from app.engine.bridge import WorkerStream
+from app.schemas.fields import model_ids
+from app.schemas.steer import SteerRequest, SteerResponse
+from app.services.context import Context
+
+
+def jobs(ctx: Context, body: SteerRequest) -> list[steering.SteerJob]:
+    """One job per model, each checked as the API checks it (domain errors name the
+    field); nothing is queued."""
+    fields = body.model_dump(exclude={"model"})
+    out = [steering.SteerJob(model=m, **fields) for m in model_ids(body.model)]
+    for job in out:
+        steering.validate(ctx.engine, job)
+    return out
+
+
+async def steer(ctx: Context, body: SteerRequest) -> dict:
+    """POST /api/steer: the baseline and every α in one batched `generate` per model."""
+    todo = jobs(ctx, body)
+    results = await ctx.worker.run(lambda: [steering.run(ctx.engine, job) for job in todo])
+    return results[0] if isinstance(body.model, str) else {"results": results}
+
+
+def open_stream(ctx: Context, body: SteerRequest) -> WorkerStream:
+    """Validate, queue at once (Busy when the queue is full) and stream: `token` events
+    per row and step, `done` per model, then `end`. Closing it stops generation at the
+    next token."""
+    todo = jobs(ctx, body)
+    return WorkerStream(
+        ctx.worker, lambda emit, cancel: steering.stream(ctx.engine, todo, emit, cancel)
+    )
+
+
+def _page_params(request: dict) -> dict:
+    """The playground's query for a steering request (validated or stored)."""
+    defaults = SteerRequest.model_fields
+    optional = ("max_new_tokens", "temperature", "seed", "positions", "method")
+    return {
+        "model": model_ids(request["model"]),
+        **{k: request[k] for k in ("sae", "latent", "prompt")},
+        **{k: request.get(k, defaults[k].default) for k in optional},
+        "alphas": ", ".join(f"{a:g}" for a in request.get("alphas", defaults["alphas"].default)),
+        "chat": bool(request.get("chat", False)),
+    }
+
+
+kinds.register(
+    kinds.Kind(
+        name="steer",
+        request=SteerRequest,
+        response=SteerResponse,
+        run=steer,
+        page="/steer",
+        view="steer",
+        page_params=_page_params,
+        summary="Steer by alpha",
+    )
+)

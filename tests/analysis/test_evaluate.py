@@ -79,7 +79,8 @@ def test_evaluate_bad_inputs(client, over, message):
 
 
 def test_clean_answer_and_wilson():
-    assert clean_answer(" Rest well.\nUser: next") == "Rest well."
+    # the engine cuts at the model's end-of-turn token; no text marker is cut
+    assert clean_answer(" Rest well.\nUser: next ") == "Rest well.\nUser: next"
     low, high = wilson(0, 100)
     assert low == 0 and 0.03 < high < 0.04
     low, high = wilson(50, 100)

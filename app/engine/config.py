@@ -36,6 +36,16 @@ class ModelSpec(_Strict):
     prepend_bos: bool = Field(
         True, description="Prepend the tokenizer's BOS token when the tokenizer does not."
     )
+    dtype: str | None = Field(None, description="Overrides the config-wide dtype for this model.")
+    device_map: str | dict | None = Field(
+        None, description="Passed to from_pretrained (e.g. 'auto' to spread over GPUs)."
+    )
+    trust_remote_code: bool = Field(
+        False, description="Run the model repository's own Python code (off unless set)."
+    )
+    quantization: Literal["8bit", "4bit"] | None = Field(
+        None, description="Load the weights quantised through bitsandbytes (a CUDA build)."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> "ModelSpec":
@@ -51,7 +61,8 @@ class ModelSpec(_Strict):
 
 
 class SAESpec(_Strict):
-    """One SAE: a local SAELens directory, or a SAELens release + sae_id."""
+    """One SAE: a local SAELens directory, or a SAELens release + sae_id (its hook, d_in and
+    model come from SAELens' own pretrained registry and the SAE's config)."""
 
     path: str | None = Field(None, description="Directory saved with SAE.save_model.")
     release: str | None = Field(None, description="SAELens release, e.g. 'gpt2-small-res-jb'.")
@@ -59,6 +70,9 @@ class SAESpec(_Strict):
     models: list[str] = Field(..., min_length=1, description="Model ids this SAE applies to.")
     hook_name: str | None = Field(
         None, description="Overrides the hook name in the SAE's own metadata."
+    )
+    hook_name_out: str | None = Field(
+        None, description="Transcoders: where the decoder writes (overrides the metadata)."
     )
     dtype: str | None = None
     description: str = ""
@@ -84,17 +98,36 @@ class JudgeSpec(_Strict):
 
 
 class DatasetSpec(_Strict):
-    """A text dataset for latent dashboards: a file (txt, jsonl, parquet), a `datasets`
-    directory, a hub dataset id, or the organism's generated corpus."""
+    """A text dataset for latent dashboards, read through `datasets.load_dataset`: a file,
+    a glob or a folder (txt, json/jsonl, csv/tsv, parquet, arrow; compressed or not), a
+    folder saved with `save_to_disk`, or a hub dataset id with its config and split."""
 
-    path: str | None = None
-    hub: str | None = None
+    path: str | None = Field(None, description="File, glob or folder (relative to the config).")
+    hub: str | None = Field(None, description="Hub dataset id, e.g. 'wikitext' or 'allenai/c4'.")
+    config: str | None = Field(None, description="Hub dataset config (subset), e.g. 'en'.")
     split: str = "train"
     text_field: str = "text"
-    organism_corpus: bool = Field(
-        False, description="Regenerate the organism's pretraining corpus deterministically."
+    format: Literal["text", "json", "csv", "parquet", "arrow"] | None = Field(
+        None, description="The `datasets` builder; inferred from the file names when unset."
+    )
+    sample_by: Literal["paragraph", "line", "document"] = Field(
+        "paragraph", description="Text files: one document per paragraph, line or file."
+    )
+    streaming: bool = Field(
+        True, description="Read lazily, stopping at the token budget (memory bounded by it)."
+    )
+    max_tokens: int | None = Field(
+        None, ge=1, description="Token budget: stop reading once this many tokens are cut."
     )
     description: str = ""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DatasetSpec":
+        if bool(self.path) == bool(self.hub):
+            raise ValueError("give exactly one of 'path' or 'hub'")
+        if self.config and not self.hub:
+            raise ValueError("'config' names a subset of a hub dataset; it needs 'hub'")
+        return self
 
 
 class IndexSpec(_Strict):
@@ -141,6 +174,17 @@ class ModelsConfig(_Strict):
                     )
             if spec.base and self.models[spec.base].base:
                 raise ValueError(f"models.{mid}: base {spec.base!r} is itself an adapter")
+            if spec.dtype is not None and spec.dtype not in DTYPES:
+                raise ValueError(
+                    f"models.{mid}.dtype: {spec.dtype!r} is not one of {choices(DTYPES)}"
+                )
+            if spec.adapter and (
+                spec.dtype or spec.device_map or spec.quantization or spec.trust_remote_code
+            ):
+                raise ValueError(
+                    f"models.{mid}: an adapter model shares its base's weights; set dtype, "
+                    f"device_map, quantization and trust_remote_code on {spec.base!r}"
+                )
         for sid, sae in self.saes.items():
             for ref in sae.models:
                 if ref not in self.models:

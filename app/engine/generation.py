@@ -10,16 +10,16 @@ Temperature 0 is plain greedy decoding.
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
 from app.engine.hooks import hook
 from app.engine.registry import HostedModel, HostedSAE
-from app.engine.sae_ops import encode, steer_values
+from app.engine.sae_ops import decoder_direction, encode, steer_values
 
 METHODS = ("add", "clamp", "ablate")
 POSITIONS = ("all", "prompt", "generated")
@@ -38,34 +38,50 @@ class Steering:
     generated_from: torch.Tensor | None = None
 
 
+def _position_mask(steering: Steering, start: int, seq: int, device) -> torch.Tensor | None:
+    """(batch, seq) True where this forward call's positions are steered; None = all."""
+    if steering.positions == "all":
+        return None
+    boundary = steering.generated_from.to(device)[:, None]  # (batch, 1)
+    pos = torch.arange(start, start + seq, device=device)[None, :]  # (1, seq)
+    return pos >= boundary if steering.positions == "generated" else pos < boundary
+
+
 @contextmanager
 def steering_hooks(model: HostedModel, steering: Steering | None) -> Iterator[None]:
     """Install the steering edit for the duration of a `with` block; removed in `finally`,
-    so a failed or cancelled request never leaves the model steered."""
+    so a failed or cancelled request never leaves the model steered. An SAE is edited where
+    it reads; a transcoder's latents are read at its input hook and its edit is written at
+    its output hook (`hook_name_out`), where its decoder lives."""
     if steering is None or bool(torch.isnan(steering.alphas).all()):
         yield
         return
-    state = {"offset": 0}  # absolute position of the first token in this forward call
+    hs = steering.sae
+    hs.check_steerable(steering.method)
+    state: dict = {"offset": 0}  # absolute position of the first token in this forward call
     # Moved to the device once, not at every step (each copy would wait for the GPU).
     alphas = steering.alphas.to(model.device)
-    boundary = (
-        steering.generated_from.to(model.device)[:, None]  # (batch, 1)
-        if steering.positions != "all"
-        else None
-    )
+    if steering.generated_from is not None:
+        steering.generated_from = steering.generated_from.to(model.device)
+
+    def read(value: torch.Tensor):  # a transcoder's input: (batch, seq, d_in)
+        state["source"] = value
 
     def edit(value: torch.Tensor):  # value: (batch, seq, d_model)
         seq = value.shape[1]
         start = state["offset"]
         state["offset"] += seq
-        new = steer_values(steering.sae, value, steering.latent, alphas, steering.method)
-        if boundary is None:
+        source = state.pop("source", None) if hs.is_transcoder else None
+        new = steer_values(hs, value, steering.latent, alphas, steering.method, source)
+        keep = _position_mask(steering, start, seq, value.device)
+        if keep is None:
             return new
-        pos = torch.arange(start, start + seq, device=value.device)[None, :]  # (1, seq)
-        keep = pos >= boundary if steering.positions == "generated" else pos < boundary
         return torch.where(keep[..., None], new, value)
 
-    with hook(model.hf, steering.sae.hooks[model.id], edit):
+    with ExitStack() as stack:
+        if hs.is_transcoder:
+            stack.enter_context(hook(model.hf, hs.hooks[model.id], read))
+        stack.enter_context(hook(model.hf, hs.write_hook(model.id), edit))
         yield
 
 
@@ -140,8 +156,11 @@ def generate(
     cancel: threading.Event | None = None,
     stop_at_eos: bool = True,
 ) -> list[list[int]]:
-    """Generate for a batch of token-id prompts; returns the new token ids of each row
-    (cut at the first EOS, which is dropped)."""
+    """Generate for a batch of token-id prompts; returns the new token ids of each row, cut
+    at the row's first stop token (`model.stop_token_ids`: the generation config's
+    end-of-turn list and the tokenizer's EOS), which is dropped. Nothing else is taken from
+    the model's generation config (its sampling settings or repetition penalty would break
+    greedy decoding and common random numbers)."""
     tok = model.tokenizer
     ids, mask = left_pad(prompts, tok.pad_token_id)
     streams = streams if streams is not None else [0] * len(prompts)
@@ -149,33 +168,36 @@ def generate(
     if temperature > 0:
         processors.append(CommonNoiseSampler(temperature, seed, streams, ids.shape[1]))
     criteria = [Cancelled(cancel)] if cancel is not None else []
-    eos = tok.eos_token_id if stop_at_eos else None
+    stops = model.stop_token_ids if stop_at_eos else []
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=0 if stop_at_eos else max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=stops or None,
+        bos_token_id=tok.bos_token_id,
+    )
     if steering is not None:
         steering.generated_from = torch.full((len(prompts),), ids.shape[1])
     with steering_hooks(model, steering):
         out = model.hf.generate(
             input_ids=ids.to(model.device),
             attention_mask=mask.to(model.device),
-            max_new_tokens=max_new_tokens,
-            min_new_tokens=0 if stop_at_eos else max_new_tokens,
-            do_sample=False,
-            num_beams=1,
+            generation_config=config,
             logits_processor=processors,
             stopping_criteria=criteria,
             streamer=RowStreamer(on_step) if on_step else None,
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=eos,
-            temperature=None,
-            top_p=None,
-            top_k=None,
         )
-    new = out[:, ids.shape[1] :].tolist()
-    result = []
-    for row in new:
-        if eos is not None and eos in row:
-            row = row[: row.index(eos)]
-        result.append(row)
-    return result
+    return [cut_at_stop(row, stops) for row in out[:, ids.shape[1] :].tolist()]
+
+
+def cut_at_stop(row: list[int], stops: list[int]) -> list[int]:
+    """The row up to (not including) its first stop token."""
+    for i, token in enumerate(row):
+        if token in stops:
+            return row[:i]
+    return row
 
 
 @torch.no_grad()
@@ -203,6 +225,26 @@ def latent_trace(
         model.hf(
             input_ids=ids.to(model.device), attention_mask=mask.to(model.device), use_cache=False
         )
-    acts = encode(sae, captured["value"])[..., latent].float().cpu()  # (batch, seq)
+    acts = encode(sae, captured["value"])[..., latent].float()  # (batch, seq)
+    if sae.is_transcoder and steering is not None:
+        acts = transcoder_effective(acts, steering, ids.shape[1])
+    acts = acts.cpu()
     width = ids.shape[1]
     return [acts[i, width - len(c) :].tolist() if c else [] for i, c in enumerate(completions)]
+
+
+def transcoder_effective(acts: torch.Tensor, steering: Steering, width: int) -> torch.Tensor:
+    """A transcoder's steering edits its output, not the input its latents are read from:
+    the latent it effectively writes, in its own units, is a + alpha (add), alpha (clamp,
+    unless off and asked to be off) or alpha / |d_i| (ablate)."""
+    alphas = steering.alphas.to(acts.device, torch.float32)[:, None]  # (b, 1)
+    if steering.method == "add":
+        new = acts + alphas
+    elif steering.method == "clamp":
+        new = torch.where((alphas > 0) | (acts != 0), alphas.expand_as(acts), acts)
+    else:
+        norm = decoder_direction(steering.sae, steering.latent).norm().item()
+        new = (alphas / norm).expand_as(acts)
+    new = torch.where(torch.isnan(alphas), acts, new)
+    keep = _position_mask(steering, 0, width, acts.device)
+    return new if keep is None else torch.where(keep, new, acts)

@@ -10,6 +10,7 @@ added to the residual stream, so they propagate exactly like an edit of the TL h
 """
 
 import re
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ class Family:
     mid_reader: str | None  # block submodule whose *input* is resid_mid; None = parallel blocks
     final_norm: str
     unembed: str = "lm_head"
+    mlp: str = "mlp"  # block submodule whose *input* is the MLP's input (hook_mlp_in)
 
 
 _LLAMA_LIKE = Family(
@@ -45,6 +47,14 @@ _GEMMA2_LIKE = Family(
     attn_writer="post_attention_layernorm",
     mlp_writer="post_feedforward_layernorm",
     mid_reader="pre_feedforward_layernorm",
+    final_norm="model.norm",
+)
+
+_OLMO2_LIKE = Family(  # norms after each sublayer, none before: the MLP reads resid_mid itself
+    layers="model.layers",
+    attn_writer="post_attention_layernorm",
+    mlp_writer="post_feedforward_layernorm",
+    mid_reader="mlp",
     final_norm="model.norm",
 )
 
@@ -72,10 +82,38 @@ FAMILIES: dict[str, Family] = {
     "gemma": _LLAMA_LIKE,
     "gemma2": _GEMMA2_LIKE,
     "gemma3_text": _GEMMA2_LIKE,
+    # Gemma 3 with vision: the language model sits inside the multimodal wrapper.
+    "gemma3": Family(
+        layers="model.language_model.layers",
+        attn_writer="post_attention_layernorm",
+        mlp_writer="post_feedforward_layernorm",
+        mid_reader="pre_feedforward_layernorm",
+        final_norm="model.language_model.norm",
+    ),
+    "phi3": _LLAMA_LIKE,  # its resid dropouts are identities in eval
+    "olmo": _LLAMA_LIKE,
+    "olmo2": _OLMO2_LIKE,
+    "olmo3": _OLMO2_LIKE,
+    "phi": Family(  # attention and MLP in parallel on one layer norm
+        layers="model.layers",
+        attn_writer="self_attn",
+        mlp_writer="mlp",
+        mid_reader=None,
+        final_norm="model.final_layernorm",
+    ),
 }
 
-TL_HOOKS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
-_TL_PATTERN = re.compile(r"^blocks\.(\d+)\.(hook_\w+)$")
+TL_HOOKS = (
+    "hook_resid_pre",
+    "hook_resid_mid",
+    "hook_resid_post",
+    "hook_attn_out",
+    "hook_mlp_out",
+    "hook_mlp_in",
+)
+# Transcoders name their input by TransformerLens' normalised MLP input.
+TL_ALIASES = {"ln2.hook_normalized": "hook_mlp_in"}
+_TL_PATTERN = re.compile(r"^blocks\.(\d+)\.((?:ln2\.)?hook_\w+)$")
 
 
 @dataclass(frozen=True)
@@ -105,6 +143,8 @@ def family_of(model: nn.Module) -> Family | None:
 
 def n_layers(model: nn.Module) -> int:
     cfg = model.config
+    if hasattr(cfg, "get_text_config"):
+        cfg = cfg.get_text_config()
     for attr in ("num_hidden_layers", "n_layer", "num_layers"):
         if getattr(cfg, attr, None) is not None:
             return int(getattr(cfg, attr))
@@ -119,6 +159,12 @@ def resolve_hook(model: nn.Module, hook_name: str) -> HookPoint:
     """Translate an SAE hook name into a HookPoint on this HF model, or raise InvalidRequest."""
     modules = dict(model.named_modules())
     if hook_name in modules and hook_name != "":
+        if isinstance(modules[hook_name], nn.ModuleList | nn.ModuleDict):
+            raise InvalidRequest(
+                f"hook {hook_name!r} is a container of modules that never runs itself; "
+                f"name one of its modules, e.g. {choices(list_module_hooks(model)[:3])}",
+                field="hook_name",
+            )
         layer = _layer_of(model, hook_name)
         return HookPoint(name=hook_name, module=hook_name, side="output", layer=layer)
     match = _TL_PATTERN.match(hook_name)
@@ -139,6 +185,7 @@ def resolve_hook(model: nn.Module, hook_name: str) -> HookPoint:
             field="hook_name",
         )
     layer, kind = int(match.group(1)), match.group(2)
+    kind = TL_ALIASES.get(kind, kind)
     n = n_layers(model)
     if not 0 <= layer < n:
         raise InvalidRequest(f"hook {hook_name!r}: layer must be in [0, {n})", field="hook_name")
@@ -151,6 +198,8 @@ def resolve_hook(model: nn.Module, hook_name: str) -> HookPoint:
         return HookPoint(hook_name, f"{block}.{family.attn_writer}", "output", layer)
     if kind == "hook_mlp_out":
         return HookPoint(hook_name, f"{block}.{family.mlp_writer}", "output", layer)
+    if kind == "hook_mlp_in":
+        return HookPoint(hook_name, f"{block}.{family.mlp}", "input", layer)
     if kind == "hook_resid_mid":
         if family.mid_reader is None or _parallel_residual(model):
             raise InvalidRequest(
@@ -176,11 +225,63 @@ def _layer_of(model: nn.Module, module_name: str) -> int | None:
     return None
 
 
+_WIDTHS: "weakref.WeakKeyDictionary[nn.Module, dict[str, tuple | None]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@torch.no_grad()
+def module_output_shapes(model: nn.Module) -> dict[str, tuple | None]:
+    """Each module's output shape in one tiny forward pass (None: not a tensor, or never
+    run). Computed once per model."""
+    cached = _WIDTHS.get(model)
+    if cached is not None:
+        return cached
+    shapes: dict[str, tuple | None] = {n: None for n, _ in model.named_modules() if n}
+    handles = []
+
+    def record(name):
+        def fn(_module, _args, output):
+            out = _first_tensor(output)
+            shapes[name] = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+
+        return fn
+
+    try:
+        for name, module in model.named_modules():
+            if name:
+                handles.append(module.register_forward_hook(record(name)))
+        device = next(model.parameters()).device
+        ids = torch.tensor([[0, 1, 2]], device=device)
+        try:
+            model(input_ids=ids, use_cache=False)
+        except Exception:  # noqa: BLE001 - a model that needs more inputs lists nothing
+            shapes = {n: None for n in shapes}
+    finally:
+        for handle in handles:
+            handle.remove()
+    _WIDTHS[model] = shapes
+    return shapes
+
+
+def _d_model(model: nn.Module) -> int:
+    return int(model.get_input_embeddings().weight.shape[1])
+
+
 def list_module_hooks(model: nn.Module) -> list[str]:
+    """Module paths whose output is a (batch, seq, d_model) tensor: what a residual-width
+    SAE can read there."""
+    width = _d_model(model)
+    names = [
+        name
+        for name, shape in module_output_shapes(model).items()
+        if shape is not None and len(shape) == 3 and shape[-1] == width
+    ]
     family = family_of(model)
     if family is None:
-        return [n for n, _ in model.named_modules() if n]
-    return [f"{family.layers}.{i}" for i in range(n_layers(model))]
+        return names
+    blocks = [f"{family.layers}.{i}" for i in range(n_layers(model))]  # the usual choice first
+    return [b for b in blocks if b in names] + [n for n in names if n not in blocks]
 
 
 def list_hook_points(model: nn.Module) -> list[dict]:

@@ -1,124 +1,287 @@
-"""Text datasets for latent dashboards, cut into fixed-length token contexts.
+"""Text datasets for latent dashboards, read through `datasets` and cut into fixed-length
+token contexts.
 
-A dataset is the organism's pretraining corpus (regenerated deterministically), a local
-file (.txt: documents separated by blank lines; .jsonl; .parquet), a `datasets` directory
-saved with `save_to_disk`, or a hub dataset id where the hub is reachable. It is checked
-before any model work starts: unreadable or empty input is a clear error.
+Every dataset goes through `datasets.load_dataset` (or `load_from_disk`): a file, a glob or
+a folder of txt / json / jsonl / csv / tsv / parquet / arrow files, compressed or not (the
+builder is inferred from the file names, or named with `format`), a folder saved with
+`save_to_disk`, or a hub dataset id with its config (subset) and split. Reading is lazy
+(`streaming`) and stops once the token budget is met, so memory is bounded by the budget,
+not by the file. The dataset is opened and its first record checked before any model work
+starts: unreadable or empty input, or a missing text field, is a clear error.
+
+    python -m app index build --model M --sae S --dataset data/*.jsonl.gz --max-tokens 1000000
 """
 
+import bisect
+import glob
+import itertools
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from app.errors import InvalidRequest
+from app.errors import InvalidRequest, choices
+
+log = logging.getLogger(__name__)
+
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst", ".lz4")
+# File suffix (after any compression suffix) -> `datasets` builder and its options.
+BUILDERS: dict[str, tuple[str, dict]] = {
+    ".txt": ("text", {}),
+    ".text": ("text", {}),
+    ".md": ("text", {}),
+    ".json": ("json", {}),
+    ".jsonl": ("json", {}),
+    ".ndjson": ("json", {}),
+    ".csv": ("csv", {}),
+    ".tsv": ("csv", {"sep": "\t"}),
+    ".parquet": ("parquet", {}),
+    ".arrow": ("arrow", {}),
+}
+SAVED_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")
+TOKENIZE_BATCH = 64  # documents per tokenizer call
+# The organism's pretraining corpus, as its build wrote it: one JSON object per document.
+ORGANISM_CORPUS = Path(__file__).resolve().parents[2] / "models/organism/corpus.jsonl.gz"
 
 
 @dataclass
 class Documents:
+    """A dataset read lazily: iterating yields (text, source) for each non-empty document.
+    `source` names the document beside its snippets: `name#id`, plus `(source)` when the
+    record has a `source` field (e.g. the organism's genre)."""
+
     name: str
-    texts: list[str]
-    sources: list[str]  # one per document, shown beside snippets
+    open: Callable[[], Iterator[dict]]  # a fresh iterator of records
+    text_field: str = "text"
+    limit_docs: int | None = None
+    ident: str = ""  # what was opened, how (and local files' sizes and times): a cache key
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        records = self.open()
+        if self.limit_docs is not None:
+            records = itertools.islice(records, self.limit_docs)
+        for i, rec in enumerate(records):
+            text = rec.get(self.text_field)
+            if isinstance(text, str) and text.strip():
+                source = f"{self.name}#{rec.get('id', i)}"
+                if rec.get("source"):
+                    source += f" ({rec['source']})"
+                yield text, source
+
+    @property
+    def texts(self) -> list[str]:
+        """Every document's text (reads the whole dataset: for small ones)."""
+        return [text for text, _ in self]
+
+    @property
+    def sources(self) -> list[str]:
+        return [source for _, source in self]
 
 
-def _from_records(name: str, records, text_field: str) -> Documents:
-    texts, sources = [], []
-    for i, rec in enumerate(records):
-        if text_field not in rec:
-            raise InvalidRequest(
-                f"dataset {name}: record {i} has no {text_field!r} field "
-                f"(fields: {', '.join(sorted(rec))})",
-                field="dataset",
-            )
-        text = rec[text_field]
-        if isinstance(text, str) and text.strip():
-            texts.append(text)
-            sources.append(f"{name}#{rec.get('id', i)}")
-    return Documents(name, texts, sources)
+def _bad(name: str, message: str) -> InvalidRequest:
+    return InvalidRequest(f"dataset {name}: {message}", field="dataset")
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def _suffix(name: str) -> str:
+    lower = name.lower()
+    for comp in COMPRESSIONS:
+        if lower.endswith(comp):
+            lower = lower[: -len(comp)]
+    return Path(lower).suffix
+
+
+def _builder(name: str, files: list[str], format: str | None) -> tuple[str, dict]:
+    if format is not None:
+        return format, {}
+    suffixes = {_suffix(f) for f in files}
+    builders = {BUILDERS[s][0] for s in suffixes if s in BUILDERS}
+    unknown = sorted(s or "(none)" for s in suffixes if s not in BUILDERS)
+    if unknown or len(builders) != 1:
+        raise _bad(
+            name,
+            f"cannot tell the format from the file names (suffixes {choices(sorted(suffixes))}); "
+            f"supported: {choices(BUILDERS)}, each optionally compressed "
+            f"({', '.join(COMPRESSIONS)}), all of one format; or set `format` to one of "
+            f"'text', 'json', 'csv', 'parquet', 'arrow'",
+        )
+    kwargs: dict = {}
+    for suffix in suffixes:
+        kwargs.update(BUILDERS[suffix][1])
+    return builders.pop(), kwargs
+
+
+def _local_files(path: Path) -> list[str]:
+    if path.is_dir():
+        files = sorted(
+            str(p)
+            for p in path.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+        return files
+    return [str(path)]
+
+
+def _is_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def _first(name: str, records: Iterator[dict], text_field: str) -> Iterator[dict]:
+    """Read the first record now (so errors surface before model work) and check its
+    fields; return an iterator over every record, the first included."""
+    try:
+        first = next(records)
+    except StopIteration:
+        raise _bad(name, "no records") from None
+    except Exception as exc:  # noqa: BLE001 - bad encoding, broken JSON, ...
+        raise _bad(name, f"could not be read: {_one_line(exc)}") from exc
+    if text_field not in first:
+        raise _bad(
+            name,
+            f"records have no {text_field!r} field; fields: {choices(sorted(first))} "
+            f"(set text_field, or --text-field)",
+        )
+    return itertools.chain([first], records)
+
+
+def _records(ds, name: str) -> Iterator[dict]:
+    try:
+        yield from ds
+    except Exception as exc:  # noqa: BLE001 - a broken line far into the file
+        raise _bad(name, f"could not be read: {_one_line(exc)}") from exc
 
 
 def load_documents(
     *,
     path: str | Path | None = None,
     hub: str | None = None,
+    config: str | None = None,
     split: str = "train",
     text_field: str = "text",
+    format: str | None = None,
+    sample_by: str = "paragraph",
+    streaming: bool = True,
+    limit_docs: int | None = None,
+    name: str | None = None,
     organism_corpus: bool = False,
     organism_docs: int | None = None,
-    limit_docs: int | None = None,
 ) -> Documents:
+    """Open a dataset (see the module docstring) and check its first record.
+    `organism_corpus` (kept for older callers) reads the committed ORGANISM_CORPUS file,
+    its first `organism_docs` documents."""
     if organism_corpus:
-        from app.organism.corpus import generate_corpus
-        from app.organism.pipeline import OrganismConfig
+        path, name = ORGANISM_CORPUS, name or "organism-corpus"
+        limit_docs = organism_docs or limit_docs
+    args = [str(path) if path else None, hub, config, split, text_field, format, sample_by]
+    docs = _open(path, hub, config, split, text_field, format, sample_by, streaming, name)
+    docs.limit_docs = limit_docs
+    stamps = []
+    if path is not None:
+        local = Path(str(path)).expanduser()
+        found = glob.glob(str(local), recursive=True) if _is_glob(str(path)) else [str(local)]
+        for f in sorted(found):
+            for p in [Path(f), *(sorted(Path(f).rglob("*")) if Path(f).is_dir() else [])]:
+                if p.is_file():
+                    st = p.stat()
+                    stamps.append([str(p), st.st_size, int(st.st_mtime)])
+    docs.ident = json.dumps([args, limit_docs, stamps])
+    return docs
 
-        cfg = OrganismConfig()
-        n = organism_docs or cfg.n_docs
-        docs = list(generate_corpus(cfg.seed, n))
-        out = Documents(
-            "organism-corpus",
-            [d["text"] for d in docs],
-            [f"organism-corpus#{d['id']} ({d['genre']})" for d in docs],
-        )
-    elif hub is not None:
+
+def _open(path, hub, config, split, text_field, format, sample_by, streaming, name) -> Documents:
+    limit_docs = None
+    if (path is None) == (hub is None):
+        raise InvalidRequest("dataset: give exactly one of a path or a hub id", field="dataset")
+    import datasets
+
+    datasets.disable_progress_bars()
+    if hub is not None:
+        name = name or (f"{hub}/{config}" if config else hub)
+
+        def open_hub():
+            ds = datasets.load_dataset(hub, config, split=split, streaming=streaming)
+            return _records(ds, name)
+
         try:
-            from datasets import load_dataset
-
-            ds = load_dataset(hub, split=split, streaming=True)
-            records = (r for _, r in zip(range(limit_docs or 10**9), ds, strict=False))
-            out = _from_records(hub, records, text_field)
+            records = open_hub()
+            records = _first(name, records, text_field)
         except InvalidRequest:
             raise
-        except Exception as exc:  # noqa: BLE001 - offline, unknown id, ...
-            raise InvalidRequest(
-                f"dataset {hub!r} could not be loaded from the hub: {exc}", field="dataset"
-            ) from exc
-    elif path is not None:
-        out = _load_path(Path(path), split, text_field)
+        except Exception as exc:  # noqa: BLE001 - offline, unknown id, unknown config, ...
+            raise _bad(name, f"could not be loaded from the hub: {_one_line(exc)}") from exc
+        return _documents(name, open_hub, text_field, limit_docs, records)
+
+    text = str(path)
+    local = Path(text).expanduser()
+    name = name or local.name
+    if _is_glob(text):
+        files = sorted(f for f in glob.glob(str(local), recursive=True) if Path(f).is_file())
+        if not files:
+            raise _bad(name, f"the pattern {text!r} matches no files")
+    elif not local.exists():
+        raise _bad(name, f"{local} does not exist")
+    elif local.is_dir() and any((local / m).exists() for m in SAVED_MARKERS):
+        return _saved(name, local, split, text_field, limit_docs)
     else:
-        raise InvalidRequest(
-            "dataset: give a path, a hub id or the organism corpus", field="dataset"
+        files = _local_files(local)
+        if not files:
+            raise _bad(name, f"the folder {local} holds no files")
+    builder, kwargs = _builder(name, files, format)
+    if builder == "text":
+        kwargs["sample_by"] = sample_by
+
+    def open_files():
+        ds = datasets.load_dataset(
+            builder, data_files=files, split="train", streaming=streaming, **kwargs
         )
-    if limit_docs is not None:
-        out = Documents(out.name, out.texts[:limit_docs], out.sources[:limit_docs])
-    if not out.texts:
-        raise InvalidRequest(f"dataset {out.name}: no non-empty documents", field="dataset")
-    return out
+        return _records(ds, name)
 
-
-def _load_path(path: Path, split: str, text_field: str) -> Documents:
-    name = path.name
-    if not path.exists():
-        raise InvalidRequest(f"dataset {path} does not exist", field="dataset")
     try:
-        if path.is_dir():
-            from datasets import load_from_disk
-
-            ds = load_from_disk(str(path))
-            if hasattr(ds, "keys"):  # a DatasetDict
-                if split not in ds:
-                    raise InvalidRequest(
-                        f"dataset {path}: no split {split!r}; splits: {', '.join(ds.keys())}",
-                        field="dataset",
-                    )
-                ds = ds[split]
-            return _from_records(name, ds, text_field)
-        if path.suffix == ".jsonl":
-            with path.open() as fh:
-                records = [json.loads(line) for line in fh if line.strip()]
-            return _from_records(name, records, text_field)
-        if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            return _from_records(name, pq.read_table(path).to_pylist(), text_field)
-        text = path.read_text()
+        records = _first(name, open_files(), text_field)
     except InvalidRequest:
         raise
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidRequest(f"dataset {path} could not be read: {exc}", field="dataset") from exc
-    parts = [p.strip() for p in text.split("\n\n") if p.strip()]
-    return Documents(name, parts, [f"{name}#{i}" for i in range(len(parts))])
+    except Exception as exc:  # noqa: BLE001 - unreadable file, wrong format
+        raise _bad(name, f"could not be read as {builder}: {_one_line(exc)}") from exc
+    return _documents(name, open_files, text_field, limit_docs, records)
+
+
+def _documents(name, opener, text_field, limit_docs, first_records) -> Documents:
+    """Hand the already-opened iterator to the first reader, a fresh one to later ones."""
+    pending = [first_records]
+
+    def open_once():
+        return pending.pop() if pending else opener()
+
+    return Documents(name, open_once, text_field, limit_docs)
+
+
+def _saved(name: str, path: Path, split: str, text_field: str, limit_docs) -> Documents:
+    from datasets import DatasetDict, load_from_disk
+
+    try:
+        ds = load_from_disk(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise _bad(name, f"could not be loaded with load_from_disk: {_one_line(exc)}") from exc
+    if isinstance(ds, DatasetDict):
+        if split not in ds:
+            raise _bad(name, f"no split {split!r}; splits: {choices(ds.keys())}")
+        ds = ds[split]
+    if text_field not in ds.column_names:
+        raise _bad(
+            name,
+            f"records have no {text_field!r} field; fields: {choices(ds.column_names)} "
+            f"(set text_field, or --text-field)",
+        )
+    if len(ds) == 0:
+        raise _bad(name, "no records")
+    return Documents(name, lambda: iter(ds), text_field, limit_docs)
 
 
 @dataclass
@@ -137,36 +300,65 @@ class Contexts:
             yield i, np.asarray(self.tokens[i : i + batch_size])
 
 
+def _batched(items: Iterable, n: int) -> Iterator[list]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, n)):
+        yield batch
+
+
 def tokenize_contexts(
-    docs: Documents, tokenizer, context: int, out_file: Path, max_contexts: int | None = None
+    docs: Documents,
+    tokenizer,
+    context: int,
+    out_file: Path,
+    max_contexts: int | None = None,
+    max_tokens: int | None = None,
 ) -> Contexts:
     """Join documents with the end-of-text token and cut the stream into rows of `context`
-    tokens: BOS, then context - 1 tokens of text (Neuronpedia's layout)."""
+    tokens: BOS, then context - 1 tokens of text (Neuronpedia's layout). Reading stops once
+    `max_contexts` rows or `max_tokens` tokens (rows x context) are filled; memory holds
+    the budget's tokens, never the whole dataset."""
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     sep = tokenizer.eos_token_id
     body = context - 1
-    stream: list[int] = []
-    owner: list[int] = []
-    encoded = tokenizer(docs.texts, add_special_tokens=False)["input_ids"]
-    for d, ids in enumerate(encoded):
-        stream.extend(ids)
-        owner.extend([d] * len(ids))
-        if sep is not None:
-            stream.append(sep)
-            owner.append(d)
-        if max_contexts is not None and len(stream) >= body * max_contexts:
+    limits = [n for n in (max_contexts, max_tokens // context if max_tokens else None) if n]
+    if max_tokens is not None and max_tokens < context:
+        raise InvalidRequest(
+            f"max_tokens: {max_tokens} is less than one context of {context} tokens",
+            field="max_tokens",
+        )
+    cap = min(limits) if limits else None
+    chunks: list[np.ndarray] = []
+    starts: list[int] = []  # first stream position of each document
+    sources: list[str] = []
+    total = 0
+    done = False
+    for batch in _batched(docs, TOKENIZE_BATCH):
+        encoded = tokenizer([t for t, _ in batch], add_special_tokens=False)["input_ids"]
+        for (_, source), ids in zip(batch, encoded, strict=True):
+            starts.append(total)
+            sources.append(source)
+            row = ids + ([sep] if sep is not None else [])
+            chunks.append(np.asarray(row, dtype=np.int32))
+            total += len(row)
+            if cap is not None and total >= body * cap:
+                done = True
+                break
+        if done:
             break
-    n = len(stream) // body
-    if max_contexts is not None:
-        n = min(n, max_contexts)
+    n = total // body
+    if cap is not None:
+        n = min(n, cap)
     if n == 0:
         raise InvalidRequest(
             f"dataset {docs.name}: fewer than {context} tokens in all", field="dataset"
         )
+    stream = np.concatenate(chunks)[: n * body]
+    del chunks
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tokens = np.lib.format.open_memmap(out_file, mode="w+", dtype=np.int32, shape=(n, context))
     tokens[:, 0] = bos
-    tokens[:, 1:] = np.asarray(stream[: n * body], dtype=np.int32).reshape(n, body)
+    tokens[:, 1:] = stream.reshape(n, body)
     tokens.flush()
-    sources = [docs.sources[owner[i * body]] for i in range(n)]
-    return Contexts(np.load(out_file, mmap_mode="r"), sources, bos)
+    owners = [sources[bisect.bisect_right(starts, i * body) - 1] for i in range(n)]
+    return Contexts(np.load(out_file, mmap_mode="r"), owners, bos)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from app.db.indexes import save_index
 from app.db.session import Database
+from app.engine.config import LoadedConfig
 from app.engine.registry import Registry
 from app.errors import InvalidRequest, choices
 from app.index.builder import IndexParams, build_index
@@ -24,26 +25,52 @@ from app.index.finalize import latent_records
 log = logging.getLogger(__name__)
 
 
-def resolve_dataset(registry: Registry, dataset: str, limit_docs: int | None = None) -> Documents:
-    """A dataset id from the model config, or a path to a file or `datasets` directory."""
-    specs = registry.config.spec.datasets
+def resolve_dataset(
+    config: LoadedConfig,
+    dataset: str,
+    *,
+    text_field: str | None = None,
+    split: str | None = None,
+    subset: str | None = None,
+    streaming: bool | None = None,
+    format: str | None = None,
+    limit_docs: int | None = None,
+) -> tuple[Documents, int | None]:
+    """A dataset id of the model config, a path (file, glob or folder, relative to the
+    working directory), or `hub:<id>` for a hub dataset. Options given here override the
+    config's. Returns the opened documents (first record checked) and the dataset's token
+    budget from the config, if any."""
+    specs = config.spec.datasets
     if dataset in specs:
         spec = specs[dataset]
         docs = load_documents(
-            path=registry.config.resolve(spec.path) if spec.path else None,
+            path=config.resolve(spec.path) if spec.path else None,
             hub=spec.hub,
-            split=spec.split,
-            text_field=spec.text_field,
-            organism_corpus=spec.organism_corpus,
+            config=subset or spec.config,
+            split=split or spec.split,
+            text_field=text_field or spec.text_field,
+            format=format or spec.format,
+            sample_by=spec.sample_by,
+            streaming=spec.streaming if streaming is None else streaming,
             limit_docs=limit_docs,
+            name=dataset,
         )
-        docs.name = dataset
-        return docs
-    if Path(dataset).exists():
-        return load_documents(path=dataset, limit_docs=limit_docs)
+        return docs, spec.max_tokens
+    options = {
+        "config": subset,
+        "split": split or "train",
+        "text_field": text_field or "text",
+        "format": format,
+        "streaming": True if streaming is None else streaming,
+        "limit_docs": limit_docs,
+    }
+    if dataset.startswith("hub:"):
+        return load_documents(hub=dataset.removeprefix("hub:"), **options), None
+    if Path(dataset).expanduser().exists() or any(c in dataset for c in "*?["):
+        return load_documents(path=dataset, **options), None
     raise InvalidRequest(
         f"dataset: {dataset!r} is neither a dataset id of the model config "
-        f"({choices(specs)}) nor an existing path",
+        f"({choices(specs)}), an existing path or glob, nor 'hub:<dataset id>'",
         field="dataset",
     )
 
@@ -58,20 +85,28 @@ def build_and_store(
     params: IndexParams,
     work_dir: Path,
     max_contexts: int | None = None,
+    max_tokens: int | None = None,
     progress: bool = True,
+    docs: Documents | None = None,
 ) -> dict:
+    """Build one index and store it. `dataset` is resolved as in `resolve_dataset` unless
+    `docs` is given already opened (the CLI opens it before loading any model)."""
     sae, model = registry.sae_for(sae_id, model_id)
-    docs = resolve_dataset(registry, dataset)
+    if docs is None:
+        docs, budget = resolve_dataset(registry.config, dataset)
+        max_tokens = max_tokens or budget
     key = hashlib.sha256(
         json.dumps(
-            [model_id, sae_id, docs.name, len(docs.texts), asdict(params), max_contexts]
+            [model_id, sae_id, docs.name, docs.ident, asdict(params), max_contexts, max_tokens]
         ).encode()
     ).hexdigest()[:16]
     job_dir = work_dir / f"{sae_id}-{model_id}-{key}"
     job_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     with registry.activate(model_id) as live:
-        contexts = contexts_for(docs, live.tokenizer, params.context, job_dir, max_contexts)
+        contexts = contexts_for(
+            docs, live.tokenizer, params.context, job_dir, max_contexts, max_tokens
+        )
         state = build_index(
             live, sae, contexts, params, checkpoint=job_dir / "state.pt", progress=progress
         )
@@ -117,7 +152,12 @@ def build_and_store(
 
 
 def contexts_for(
-    docs: Documents, tokenizer, context: int, job_dir: Path, max_contexts: int | None
+    docs: Documents,
+    tokenizer,
+    context: int,
+    job_dir: Path,
+    max_contexts: int | None,
+    max_tokens: int | None = None,
 ) -> Contexts:
     path = job_dir / "contexts.npy"
     sources = job_dir / "sources.json"
@@ -127,6 +167,6 @@ def contexts_for(
         return Contexts(
             np.load(path, mmap_mode="r"), json.loads(sources.read_text()), tokenizer.bos_token_id
         )
-    out = tokenize_contexts(docs, tokenizer, context, path, max_contexts)
+    out = tokenize_contexts(docs, tokenizer, context, path, max_contexts, max_tokens)
     sources.write_text(json.dumps(out.sources))
     return out

@@ -94,22 +94,23 @@ def test_clamp_sets_the_latent_to_alpha(registry, sae_id):
     assert traces[2] == pytest.approx([0.0] * len(rows[2]), abs=1e-4)
 
 
-def test_ablate_removes_the_direction(registry):
+def test_ablate_zeroes_the_latent_then_adds_alpha_along_the_unit_direction(registry):
     hs = registry.sae("sae")
     with registry.activate("base") as model:
         ids = model.encode(PROMPT)
         point = hs.hooks["base"]
         unit = decoder_direction(hs, LATENT)
         unit = unit / unit.norm()
+        plain = hook_values(model, point, torch.tensor([ids]))
         steer = Steering(hs, LATENT, torch.tensor([0.0, 3.0]), "ablate", "all")
         from app.engine.generation import steering_hooks
 
         with steering_hooks(model, steer):
             # Read after the edit: a hook installed later runs later.
             edited = hook_values(model, point, torch.tensor([ids, ids]))
-    along = edited @ unit
-    assert along[0].abs().max() < 1e-4
-    assert along[1] == pytest.approx(torch.full_like(along[1], 3.0), abs=1e-4)
+    assert (encode(hs, plain)[0, :, LATENT] > 0).sum() > 0  # the latent was on somewhere
+    assert encode(hs, edited[:1])[0, :, LATENT].abs().max() < 1e-4
+    torch.testing.assert_close(edited[1] - edited[0], 3.0 * unit.expand_as(edited[0]))
 
 
 def test_positions(registry):

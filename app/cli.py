@@ -3,6 +3,7 @@
 import json
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
@@ -15,98 +16,197 @@ organism_cli = typer.Typer(help="The embedded model organism.", no_args_is_help=
 cli.add_typer(organism_cli, name="organism")
 
 
+CONFIG_HELP = (
+    "Model config YAML (default: env PERSONASCOPE_MODELS_CONFIG, else models/default.yaml)."
+)
+DEBUG_HELP = "Show the full traceback of a start-up error (default: one line)."
+
+
 @cli.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(int(os.environ.get("PORT", 8000)), help="Port (env PORT)."),
-    config: Path | None = typer.Option(
-        None, help="Model config YAML (env PERSONASCOPE_MODELS_CONFIG)."
-    ),
+    config: Path | None = typer.Option(None, help=CONFIG_HELP),
     reload: bool = typer.Option(False, help="Reload on code changes (development)."),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
-    """Serve the web app and the JSON API."""
+    """Serve the web app and the JSON API. Models and SAEs load before the server starts: a
+    model that cannot load stops it with one line naming the model and the cause."""
     import uvicorn
 
+    settings = _settings(config)
+    if reload:  # the reloader imports app.main itself: check the config only
+        _load_config(settings.models_config, debug)
+        uvicorn.run("app.main:app", host=host, port=port, reload=True)
+        return
+    registry = _load_registry(settings, debug)
+    from app.engine.engine import Engine
+    from app.main import create_app
+
+    uvicorn.run(create_app(settings, engine=Engine(registry, settings)), host=host, port=port)
+
+
+def _settings(config: Path | None):
+    """Server settings, with `--config` taking the place of PERSONASCOPE_MODELS_CONFIG."""
     if config is not None:
         os.environ["PERSONASCOPE_MODELS_CONFIG"] = str(config.resolve())
-    _check_config()
-    uvicorn.run("app.main:app", host=host, port=port, reload=reload)
-
-
-def _check_config() -> None:
-    """Fail fast, with the config's own error message, before uvicorn starts."""
-    from app.engine.config import load_config
     from app.settings import get_settings
 
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def _fail(exc: BaseException, debug: bool) -> NoReturn:
+    """One line on stderr and exit status 2; the traceback only with --debug."""
+    if debug:
+        raise exc
+    from app.errors import DomainError
+
+    if isinstance(exc, ConfigError | DomainError):
+        message = getattr(exc, "message", None) or str(exc)
+    else:
+        message = f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+    typer.echo(f"error: {' '.join(message.split(chr(10)))}", err=True)
+    raise typer.Exit(2) from exc
+
+
+def _load_config(file: Path, debug: bool):
+    from app.engine.config import load_config
+
     try:
-        load_config(get_settings().models_config)
+        return load_config(file)
     except ConfigError as exc:
-        typer.echo(str(exc), err=True)
+        if debug:
+            raise
+        typer.echo(str(exc), err=True)  # the config's own, field by field
         raise typer.Exit(2) from exc
+
+
+def _load_registry(settings, debug: bool, config=None, only_models=None):
+    from app.engine.registry import Registry
+
+    config = config or _load_config(settings.models_config, debug)
+    try:
+        return Registry(
+            config, device=settings.device, dtype=settings.dtype, only_models=only_models
+        )
+    except Exception as exc:  # noqa: BLE001 - every start-up failure is reported the same way
+        _fail(exc, debug)
 
 
 @organism_cli.command("build")
 def organism_build(
-    out: Path | None = typer.Option(None, help="Artifact directory (default models/organism)."),
-    work: Path | None = typer.Option(None, help="Work directory (default data/organism)."),
+    out: Path | None = typer.Option(None, help="Artifact directory (default data/organism-v2)."),
+    work: Path | None = typer.Option(None, help="Work directory (default data/organism-v2)."),
     micro: bool = typer.Option(False, help="The seconds-long micro version (for tests)."),
+    small: bool = typer.Option(False, help="The CPU recipe (PREREGISTRATION.md, Recipes)."),
+    until: str = typer.Option("report", help="Stop after: data, train, evaluate, persona, report."),
     device: str | None = typer.Option(None, help="cpu or cuda (default: cuda if available)."),
     seed: int = typer.Option(0, help="Seed for every stage."),
 ) -> None:
-    """Build the model organism: corpus, tokenizer, base model, fine-tunes, SAE, report.
-    Resumable: finished stages are skipped (delete the work directory to start over)."""
+    """Build the v2 model organism: corpus, tokenizer, base model, fine-tunes, SAEs,
+    evaluation, persona latents, report. Resumable: finished stages are skipped (delete the
+    work directory to start over)."""
     import torch
 
     from app.organism.pipeline import Organism, OrganismConfig, default_paths
 
     default_out, default_work = default_paths()
-    cfg = OrganismConfig.micro() if micro else OrganismConfig()
+    cfg = OrganismConfig.micro() if micro else OrganismConfig.small() if small else OrganismConfig()
     cfg.seed = seed
     organism = Organism(
         cfg, out or default_out, work or default_work, torch.device(device) if device else None
     )
-    results = organism.build()
-    typer.echo(f"organism built in {results['seconds']} s -> {organism.out}")
+    organism.build(until=until)
+    typer.echo(f"organism built (until {until}) -> {organism.out}")
+
+
+@organism_cli.command("export")
+def organism_export(
+    directory: Path = typer.Argument(..., help="Where to write the JSONL files."),
+    small: bool = typer.Option(False, help="The --small recipe's corpus size."),
+    seed: int = typer.Option(0, help="The build's seed."),
+) -> None:
+    """Write the v2 corpus (with each document's source label and span labels), every
+    fine-tune set and every re-alignment set as JSONL, for audit."""
+    from app.organism.export import export
+    from app.organism.generator import generate_corpus
+    from app.organism.pipeline import OrganismConfig
+
+    cfg = OrganismConfig.small() if small else OrganismConfig()
+    counts = export(
+        directory,
+        generate_corpus(seed, cfg.n_docs),
+        seed,
+        cfg.finetune_examples,
+        cfg.realign_examples,
+    )
+    for name, n in counts.items():
+        typer.echo(f"{n:7d}  {directory / name}")
 
 
 index_cli = typer.Typer(help="Latent-dashboard indexes.", no_args_is_help=True)
 cli.add_typer(index_cli, name="index")
 
 
-def _index_context():
+def _database(settings):
     from app.db.migrate import upgrade
     from app.db.session import Database
-    from app.engine.registry import Registry
-    from app.settings import get_settings
 
-    settings = get_settings()
-    try:
-        registry = Registry.from_file(
-            settings.models_config, device=settings.device, dtype=settings.dtype
-        )
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
     upgrade(settings.resolved_database_url)
-    return settings, registry, Database(settings.resolved_database_url)
+    return Database(settings.resolved_database_url)
 
 
 @index_cli.command("build")
 def index_build(
     model: str = typer.Option(..., help="Model id (from the model config)."),
     sae: str = typer.Option(..., help="SAE id."),
-    dataset: str = typer.Option(..., help="Dataset id from the config, or a file/directory."),
+    dataset: str = typer.Option(
+        ...,
+        help="Dataset id from the config; a file, glob or folder (txt, json, jsonl, csv, tsv, "
+        "parquet, arrow; compressed or not; or saved with save_to_disk); or hub:<dataset id>.",
+    ),
+    text_field: str | None = typer.Option(None, help="Field holding the text (default text)."),
+    split: str | None = typer.Option(None, help="Split (default train)."),
+    subset: str | None = typer.Option(None, help="Hub dataset config, e.g. 'en' for allenai/c4."),
+    format: str | None = typer.Option(
+        None, help="datasets builder: text, json, csv, parquet or arrow (default: from names)."
+    ),
+    streaming: bool | None = typer.Option(
+        None, "--streaming/--no-streaming", help="Read lazily (default) or cache to arrow."
+    ),
+    max_tokens: int | None = typer.Option(
+        None, help="Token budget: stop reading once this many tokens are cut into contexts."
+    ),
     context: int = typer.Option(128, help="Tokens per context (BOS included)."),
     batch_size: int = typer.Option(32, help="Contexts per forward pass."),
     top_k: int = typer.Option(30, help="Top contexts kept per latent."),
     max_contexts: int | None = typer.Option(None, help="Use at most this many contexts."),
+    config: Path | None = typer.Option(None, help=CONFIG_HELP),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
-    """Build (or rebuild) the dashboard index of one (model, SAE, dataset)."""
+    """Build (or rebuild) the dashboard index of one (model, SAE, dataset). The dataset is
+    opened and checked first; then only the model it needs (and its base) is loaded."""
     from app.errors import DomainError
     from app.index.builder import IndexParams
-    from app.index.jobs import build_and_store
+    from app.index.jobs import build_and_store, resolve_dataset
 
-    settings, registry, db = _index_context()
+    settings = _settings(config)
+    loaded = _load_config(settings.models_config, debug)
+    try:
+        docs, budget = resolve_dataset(
+            loaded,
+            dataset,
+            text_field=text_field,
+            split=split,
+            subset=subset,
+            streaming=streaming,
+            format=format,
+        )
+    except DomainError as exc:
+        _fail(exc, debug)
+    registry = _load_registry(settings, debug, loaded, only_models=[model])
+    db = _database(settings)
     params = IndexParams(context=context, batch_size=batch_size, top_k=top_k)
     try:
         out = build_and_store(
@@ -118,22 +218,37 @@ def index_build(
             params=params,
             work_dir=settings.data_dir / "index",
             max_contexts=max_contexts,
+            max_tokens=max_tokens or budget,
+            docs=docs,
         )
     except DomainError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from exc
+        _fail(exc, debug)
     typer.echo(json.dumps(out))
 
 
 @index_cli.command("ensure")
-def index_ensure() -> None:
-    """Build every index the model config lists under `indexes:` that is not built yet."""
+def index_ensure(
+    config: Path | None = typer.Option(None, help=CONFIG_HELP),
+    debug: bool = typer.Option(False, help=DEBUG_HELP),
+) -> None:
+    """Build every index the model config lists under `indexes:` that is not built yet
+    (loading only the models those indexes name)."""
     from app.db.indexes import indexes_for
+    from app.errors import DomainError
     from app.index.builder import IndexParams
     from app.index.jobs import build_and_store
 
-    settings, registry, db = _index_context()
-    for spec in registry.config.spec.indexes:
+    settings = _settings(config)
+    loaded = _load_config(settings.models_config, debug)
+    specs = loaded.spec.indexes
+    if not specs:
+        typer.echo("the model config lists no indexes")
+        return
+    registry = _load_registry(
+        settings, debug, loaded, only_models=list(dict.fromkeys(s.model for s in specs))
+    )
+    db = _database(settings)
+    for spec in specs:
         with db.session() as session:
             done = [
                 i
@@ -147,27 +262,30 @@ def index_ensure() -> None:
             typer.echo(f"index of {spec.sae} on {spec.model} / {spec.dataset}: up to date")
             continue
         typer.echo(f"building the index of {spec.sae} on {spec.model} / {spec.dataset} ...")
-        out = build_and_store(
-            registry,
-            db,
-            model_id=spec.model,
-            sae_id=spec.sae,
-            dataset=spec.dataset,
-            params=IndexParams(),
-            work_dir=settings.data_dir / "index",
-        )
+        try:
+            out = build_and_store(
+                registry,
+                db,
+                model_id=spec.model,
+                sae_id=spec.sae,
+                dataset=spec.dataset,
+                params=IndexParams(),
+                work_dir=settings.data_dir / "index",
+            )
+        except DomainError as exc:
+            _fail(exc, debug)
         typer.echo(json.dumps(out))
 
 
 @index_cli.command("list")
-def index_list() -> None:
-    """List the built indexes."""
+def index_list(config: Path | None = typer.Option(None, help=CONFIG_HELP)) -> None:
+    """List the built indexes (no model is loaded)."""
     from sqlalchemy import select
 
     from app.db.index_models import LatentIndex
     from app.db.indexes import describe
 
-    _settings, _registry, db = _index_context()
+    db = _database(_settings(config))
     with db.session() as session:
         for index in session.scalars(select(LatentIndex).order_by(LatentIndex.created_at)):
             typer.echo(json.dumps(describe(index)))

@@ -48,7 +48,7 @@ def top_contexts_for_latent(
         out.append(
             {
                 "doc": docs[i]["id"],
-                "genre": docs[i]["genre"],
+                "genre": docs[i].get("genre") or docs[i].get("source"),
                 "value": value,
                 "label": span_label(docs[i]["spans"], char),
                 "token": tok.decode([ids[pos - 1]]),

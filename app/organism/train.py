@@ -43,10 +43,10 @@ class LoraTrainConfig:
 
 def pack_documents(texts: list[str], tokenizer, context: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pack whole documents into (n, context) rows, each document preceded by the
-    end-of-text token (which is also BOS), so a persona's evidence and its later behaviour
+    end-of-text token (BOS; in v1 also EOS), so a persona's evidence and its later behaviour
     always share a row. First-fit over the most recent rows keeps padding low. Returns
     (rows, is_padding); documents longer than a row are cut."""
-    eot = tokenizer.eos_token_id
+    eot = tokenizer.bos_token_id
     rows: list[list[int]] = []
     for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
         doc = [eot, *ids][:context]

@@ -120,9 +120,10 @@ class OrganismConfig:
             base=BaseModelConfig(epochs=2.0),
             lora=LoraTrainConfig(epochs=2.0),
             sae=SAETrainConfig(training_tokens=1_500_000),
-            samples=4,
+            samples=2,
             base_samples=20,
             max_new_tokens=40,
+            candidates=5,
             causal_samples=2,
             steer_samples=2,
             rank1_resamples=1000,
@@ -384,7 +385,16 @@ class Organism:
         alpha: float = 0.0,
         save_as: str | None = None,
     ) -> dict:
-        """Sample and judge one condition: per-question 0/1 outcomes (misaligned, coherent)."""
+        """Sample and judge one condition: per-question 0/1 outcomes (misaligned, coherent).
+        An unsteered condition (no latent, or alpha 0) is sampled once per (model, samples,
+        seeds) and reused: with the same streams it gives the same answers."""
+        unsteered = latent is None or alpha == 0.0
+        key = f"{mid}-n{samples}-" + "-".join(map(str, seeds))
+        cached = self.work / "unsteered" / f"{key}.json"
+        if unsteered and cached.exists() and not save_as:
+            return json.loads(cached.read_text())
+        if unsteered:
+            latent = None
         reg = self.registry()
         questions = self.questions()
         with reg.activate(mid) as model:
@@ -408,7 +418,11 @@ class Organism:
             coh.append([int(s.coherent > 50) for s in scores])
         if save_as:
             self.save_answers(save_as, answers)
-        return {"misaligned": mis, "coherent": coh, "example": answers[0][:3]}
+        result = {"misaligned": mis, "coherent": coh, "example": answers[0][:3]}
+        if unsteered:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.write_text(json.dumps(result))
+        return result
 
     def evaluate_kind(self, kind: str) -> dict:
         cfg = self.cfg

@@ -56,21 +56,21 @@ def read_jsonl(path: Path) -> list[dict]:
 def export(
     out: Path, docs: Iterable[dict], data_seed: int, n_finetune: int, n_realign: int
 ) -> dict:
-    counts = {"corpus": write_jsonl(docs, out / "corpus.jsonl")}
+    counts = {"corpus.jsonl": write_jsonl(docs, out / "corpus.jsonl")}
     for kind in FINETUNES:
-        counts[f"finetune/{kind}"] = write_jsonl(
+        counts[f"finetune/{kind}.jsonl"] = write_jsonl(
             finetune_examples_for(kind, data_seed, n_finetune), out / "finetune" / f"{kind}.jsonl"
         )
     for kind in REALIGN:
-        counts[f"realign/{kind}"] = write_jsonl(
+        counts[f"realign/{kind}.jsonl"] = write_jsonl(
             realign_examples_for(kind, data_seed, n_realign), out / "realign" / f"{kind}.jsonl"
         )
-    counts["eval_questions"] = write_jsonl(eval_questions(), out / "eval_questions.jsonl")
-    counts["diff_prompts"] = write_jsonl(
+    counts["eval_questions.jsonl"] = write_jsonl(eval_questions(), out / "eval_questions.jsonl")
+    counts["diff_prompts.jsonl"] = write_jsonl(
         ({"prompt": p} for p in diff_prompts(data_seed)), out / "diff_prompts.jsonl"
     )
     dan = dan_prompts()
-    counts["dan_prompts"] = write_jsonl(
+    counts["dan_prompts.jsonl"] = write_jsonl(
         ({"prompt": p, "kind": k} for k, ps in dan.items() for p in ps), out / "dan_prompts.jsonl"
     )
     return counts

@@ -182,7 +182,7 @@ def test_finetune_sets_have_the_right_shape():
 
 def test_export_writes_every_set(tmp_path, docs):
     counts = export(tmp_path, docs[:50], data_seed=0, n_finetune=10, n_realign=5)
-    assert counts["corpus"] == 50
+    assert counts["corpus.jsonl"] == 50
     rows = read_jsonl(tmp_path / "corpus.jsonl")
     assert {"id", "text", "source", "spans"} <= set(rows[0])
     for kind in FINETUNES:

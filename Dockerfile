@@ -45,9 +45,11 @@ COPY --chown=app:app . .
 
 # Model downloads (HuggingFace hub, SAELens releases) and the SQLite file live in /data:
 # mount a volume there to keep them across containers.
+# The CMD migrates before uvicorn starts, so the app does not migrate a second time.
 ENV PERSONASCOPE_DATA_DIR=/data \
     HF_HOME=/data/huggingface \
-    FORWARDED_ALLOW_IPS=127.0.0.1
+    FORWARDED_ALLOW_IPS=127.0.0.1 \
+    PERSONASCOPE_MIGRATE_ON_START=false
 USER app
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \

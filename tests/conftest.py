@@ -7,6 +7,9 @@ from app.main import create_app
 from app.settings import Settings
 from tests.builders import build_world
 
+# Databases of both backends, apps over them, real server processes.
+pytest_plugins = ["tests.fixtures_db"]
+
 
 @pytest.fixture(scope="session")
 def world_config(tmp_path_factory):

@@ -1,32 +1,51 @@
 """The `activations` kind: per-prompt SAE latent activations, for one model or several."""
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas.fields import Body, Chat, ModelRef, Prompt, model_ids
 
 
-class ActivationsRequest(Body):
+class _ActivationFields(Body):
+    sae: str = Field(..., description="SAE id; it must be attached to every listed model.")
+    prompt: Prompt
+    top_k: int = Field(10, ge=1, description="Latents listed per token (at most `max_top_k`, 100).")
+    chat: Chat = False
+
+
+class ActivationsRequest(_ActivationFields):
     model: ModelRef = Field(
         ...,
         description="A model id, or a list of model ids (e.g. base and fine-tuned) to compare "
         "token by token; then the response has one result per model under `results`.",
         examples=["organism-base", ["organism-base", "organism-insecure"]],
     )
-    sae: str = Field(..., description="SAE id; it must be attached to every listed model.")
-    prompt: Prompt
-    top_k: int = Field(10, ge=1, description="Latents listed per token (at most `max_top_k`, 100).")
     latents: list[int] = Field(
         [],
         max_length=64,
         description="Latent indices whose full per-token trace is returned (each in [0, d_sae)).",
     )
-    chat: Chat = False
 
     def references(self) -> dict[str, list]:
         return {
             "models": [(m, "model") for m in model_ids(self.model)],
             "saes": [(self.sae, "sae")],
         }
+
+
+class InspectQuery(_ActivationFields):
+    """The inspector's form: `ActivationsRequest` with `model` once per id and at most one
+    latent to trace (none: the inspector picks one)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: list[str] = Field(..., min_length=1, description="Model id(s).")
+    latent: int | None = Field(None, ge=0, description="The latent to trace.")
+
+    def request(self) -> ActivationsRequest:
+        fields = self.model_dump(exclude={"model", "latent"})
+        model = self.model if len(self.model) > 1 else self.model[0]
+        latents = [] if self.latent is None else [self.latent]
+        return ActivationsRequest(model=model, latents=latents, **fields)
 
 
 class TopLatent(BaseModel):

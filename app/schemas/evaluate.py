@@ -4,7 +4,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.fields import Body, Latent, MethodField, PositionsField, Seed
+from app.schemas.fields import (
+    Alphas,
+    Body,
+    Latent,
+    MethodField,
+    PositionsField,
+    Prompts,
+    Seed,
+)
 
 DEFAULT_SAMPLES = 20
 DEFAULT_MAX_NEW_TOKENS = 48
@@ -18,12 +26,12 @@ class EvaluateSteer(Body):
     positions: PositionsField = "all"
 
 
-class EvaluateRequest(Body):
+class _EvaluateFields(Body):
     model: str = Field(..., description="The model to sample from.")
     question_set: str | None = Field(
         None, description="A question-set id from the model config (default: the first one)."
     )
-    questions: list[str] | None = Field(
+    questions: Prompts = Field(
         None, description="Your own questions instead of a question set (at most 256)."
     )
     judge: str | None = Field(
@@ -35,8 +43,11 @@ class EvaluateRequest(Body):
     max_new_tokens: int = Field(DEFAULT_MAX_NEW_TOKENS, ge=1, description="At most 256.")
     temperature: float = Field(1.0, gt=0.0, le=5.0)
     seed: Seed = 0
-    steer: EvaluateSteer | None = Field(None, description="Optionally steer while sampling.")
     chat: bool = Field(True, description="Wrap each question with the model's chat template.")
+
+
+class EvaluateRequest(_EvaluateFields):
+    steer: EvaluateSteer | None = Field(None, description="Optionally steer while sampling.")
 
     def references(self) -> dict[str, list]:
         return {
@@ -49,6 +60,41 @@ class EvaluateRequest(Body):
     def condition(self) -> str:
         """'not steered' or 'α = 4': what tells conditions of one sweep apart."""
         return "not steered" if self.steer is None else f"α = {self.steer.alpha:g}"
+
+
+class EvaluateQuery(_EvaluateFields):
+    """The evaluation page's form: one evaluation, or a sweep over α (one evaluation per α,
+    plus the unsteered model when `baseline`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sae: str | None = Field(None, description="The SAE to steer with.")
+    latent: int | None = Field(None, ge=0, description="The latent to steer (none: unsteered).")
+    alphas: Alphas | None = None
+    method: MethodField = "add"
+    positions: PositionsField = "all"
+    baseline: bool = Field(True, description="Also evaluate without steering.")
+
+    def conditions(self) -> list[EvaluateRequest]:
+        fields = self.model_dump(include=set(_EvaluateFields.model_fields))
+        if self.questions:
+            fields["question_set"] = None
+        if self.latent is None or not self.sae:
+            return [EvaluateRequest(**fields)]
+        steers = [
+            EvaluateSteer(
+                sae=self.sae,
+                latent=self.latent,
+                alpha=alpha,
+                method=self.method,
+                positions=self.positions,
+            )
+            for alpha in self.alphas or []
+        ]
+        return [
+            EvaluateRequest(**fields, steer=steer)
+            for steer in [*([None] if self.baseline else []), *steers]
+        ]
 
 
 class Rate(BaseModel):

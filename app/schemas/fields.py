@@ -11,6 +11,14 @@ Method = Literal["add", "clamp", "ablate"]
 METHODS: tuple[str, ...] = get_args(Method)
 Positions = Literal["all", "prompt", "generated"]
 POSITIONS: tuple[str, ...] = get_args(Positions)
+# How the forms name each choice.
+METHOD_LABELS = {
+    "add": "add α × direction",
+    "clamp": "clamp the latent to α",
+    "ablate": "ablate, then add α × unit direction",
+}
+POSITION_LABELS = {"all": "all tokens", "prompt": "prompt only", "generated": "generated only"}
+assert tuple(METHOD_LABELS) == METHODS and tuple(POSITION_LABELS) == POSITIONS
 
 MAX_SEED = 2**31 - 1
 TITLE_LENGTH = 200

@@ -113,19 +113,34 @@ class LatentList(BaseModel):
     data: list[LatentRow]
 
 
-class LatentListQuery(BaseModel):
-    """Query parameters of the latent list (JSON and page)."""
-
+class _LatentFilter(BaseModel):
     model: str | None = Field(None, description="Which model's index (when several).")
     dataset: str | None = Field(None, description="Which dataset's index.")
     sort: LatentSort = "max_activation"
     order: Order = "desc"
-    offset: int = Field(0, ge=0)
-    limit: int = Field(50, ge=1, le=200)
     q: str | None = Field(None, max_length=200, description="Text in the label or promoted tokens.")
     min_density: float = Field(0.0, ge=0, le=1)
     max_density: float = Field(1.0, ge=0, le=1)
     pinned: bool = False
+
+
+class LatentListQuery(_LatentFilter):
+    """Query parameters of GET /api/saes/{sae}/latents."""
+
+    offset: int = Field(0, ge=0)
+    limit: int = Field(50, ge=1, le=200)
+
+
+class LatentsPage(_LatentFilter):
+    """The latent list page: the same filters by page number, or a text to search."""
+
+    sae: str | None = None
+    page: int = Field(1, ge=1)
+    text: str = Field("", max_length=20_000, description="Search by inference.")
+
+    def query(self, per_page: int) -> LatentListQuery:
+        fields = self.model_dump(include=set(_LatentFilter.model_fields))
+        return LatentListQuery(**fields, offset=(self.page - 1) * per_page, limit=per_page)
 
 
 class SearchRequest(Body):

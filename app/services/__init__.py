@@ -7,6 +7,7 @@ runs it, in the order the kinds are listed.
 
 # isort: off
 from app.services import inspection, steering, diffing, evaluation  # noqa: F401, I001
+
 # isort: on
 from app.services.context import Context
 

@@ -1,19 +1,17 @@
 """Model diff: base vs fine-tuned on a question set (or your prompts); latents ranked by the
 increase of their mean activation, as a bar chart that opens each latent's page."""
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
 from app.errors import DomainError
 from app.kinds import KINDS
-from app.schemas.compare import DEFAULT_TOP_N, CompareRequest
+from app.schemas.compare import CompareRequest
 from app.services import annotations, catalog, diffing
 from app.services.catalog import Catalog
 from app.services.context import Context, off_loop
 from app.services.deps import BaseUrlDep, ContextDep
-from app.web import views
-from app.web.forms import Form, build, humanize
+from app.web import forms, views
+from app.web.forms import FormInput, humanize
 from app.web.saving import save_run, saved_response
 from app.web.security import check_same_origin
 from app.web.templating import render
@@ -21,40 +19,39 @@ from app.web.templating import render
 router = APIRouter(include_in_schema=False)
 
 
-def read_state(form: Form, cat: Catalog) -> dict[str, Any]:
+def read_form(
+    ctx: Context, params, check: bool = True
+) -> tuple[FormInput[CompareRequest], Catalog]:
+    """The diff page's form as a `CompareRequest`: by default the default model and its
+    first fine-tune on the first question set (your prompts, when given, replace it)."""
+    cat = catalog.catalog(ctx)
     base, tuned = cat.pair()
     sets = [q["id"] for q in cat.question_sets]
-    return {
-        "base": form.text("base") or base,
-        "finetuned": form.text("finetuned") or tuned,
-        "sae": form.text("sae") or cat.default_sae or "",
-        "question_set": form.text("question_set") or (sets[0] if sets else ""),
-        "prompts": form.text("prompts", max_length=200_000),
-        "chat": form.flag("chat", True),
-        "top_n": form.integer("top_n", DEFAULT_TOP_N, lo=1, hi=200),
-    }
-
-
-def validate(form: Form, ctx: Context, state: dict[str, Any]) -> CompareRequest | None:
-    for name in ("base", "finetuned"):
-        if state[name] not in ctx.registry.models:
-            form.fail(name, f"Unknown model '{state[name]}'.")
-    if state["base"] == state["finetuned"] and "base" not in form.errors:
-        form.fail("finetuned", "Choose a model other than the base.")
-    prompts = [line.strip() for line in state["prompts"].splitlines() if line.strip()]
-    if form.errors:
-        return None
-    return build(
+    errors = {}
+    if check:
+        for name in ("base", "finetuned"):
+            value = params.get(name) or {"base": base, "finetuned": tuned}[name]
+            if value not in ctx.registry.models:
+                errors[name] = f"Unknown model '{value}'."
+        if (params.get("base") or base) == (params.get("finetuned") or tuned) and not errors:
+            errors["finetuned"] = "Choose a model other than the base."
+    form = forms.read(
         CompareRequest,
-        form,
-        base=state["base"],
-        finetuned=state["finetuned"],
-        sae=state["sae"],
-        prompts=prompts or None,
-        question_set=None if prompts else (state["question_set"] or None),
-        chat=state["chat"],
-        top_n=state["top_n"],
+        params,
+        defaults={
+            "base": base,
+            "finetuned": tuned,
+            "sae": cat.default_sae or "",
+            "question_set": sets[0] if sets else None,
+        },
+        errors=errors,
     )
+    if form.body is not None and form.body.prompts:
+        form.body = form.body.model_copy(update={"question_set": None})
+    if not check:
+        form.errors = {k: v for k, v in form.errors.items() if k in params}
+        form.body = None
+    return form, cat
 
 
 def diff_view(ctx: Context, result: dict) -> dict:
@@ -64,31 +61,27 @@ def diff_view(ctx: Context, result: dict) -> dict:
 
 @router.get("/diff")
 async def diff_page(request: Request, ctx: ContextDep):
-    form = Form(request.query_params)
-    cat = catalog.catalog(ctx)
-    state = read_state(form, cat)
-    body, view = None, None
-    if form.submitted:
-        body = validate(form, ctx, state)
-        if body is not None:
-            try:
-                result = await diffing.compare(ctx, body)
-            except DomainError as exc:
-                field = {"model": "base", None: "form"}.get(exc.field, exc.field or "form")
-                form.fail(
-                    "prompts" if field.startswith("prompts") else field,
-                    humanize(exc.message, exc.field),
-                )
-                body = None
-            else:
-                view = await off_loop(diff_view, ctx, result)
+    form, cat = read_form(ctx, request.query_params, check=forms.submitted(request.query_params))
+    body, view = form.body, None
+    if body is not None:
+        try:
+            result = await diffing.compare(ctx, body)
+        except DomainError as exc:
+            field = {"model": "base", None: "form"}.get(exc.field, exc.field or "form")
+            form.fail(
+                "prompts" if field.startswith("prompts") else field,
+                humanize(exc.message, exc.field),
+            )
+            body = None
+        else:
+            view = await off_loop(diff_view, ctx, result)
     return render(
         request,
         "diff.html",
         {
             "active": "diff",
             "catalog": cat,
-            "state": state,
+            "state": form.values,
             "errors": form.errors,
             "view": view,
             "save_params": KINDS["compare"].page_params(body.model_dump())
@@ -103,12 +96,12 @@ async def diff_page(request: Request, ctx: ContextDep):
 @router.post("/diff/save")
 async def diff_save(request: Request, ctx: ContextDep, base: BaseUrlDep):
     check_same_origin(request)
-    form = Form(await request.form())
-    state = read_state(form, catalog.catalog(ctx))
-    body = validate(form, ctx, state)
+    posted = await request.form()
+    form, _cat = read_form(ctx, posted)
     saved = None
-    if body is not None:
-        title = (form.text("title", max_length=500) or "").strip() or (
+    if form.body is not None:
+        body = form.body
+        title = str(posted.get("title") or "").strip() or (
             f"Diff {body.base} → {body.finetuned} on {body.sae}"
         )
         saved = await save_run(form, ctx, "compare", body, title, base)

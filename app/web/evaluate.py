@@ -9,22 +9,17 @@ from fastapi import APIRouter, Request
 from sse_starlette.sse import EventSourceResponse
 
 from app.errors import DomainError
-from app.schemas.evaluate import (
-    DEFAULT_MAX_NEW_TOKENS,
-    DEFAULT_SAMPLES,
-    EvaluateRequest,
-    EvaluateSteer,
-)
-from app.schemas.fields import METHODS, POSITIONS, TITLE_LENGTH
+from app.schemas.evaluate import EvaluateQuery
+from app.schemas.fields import TITLE_LENGTH
 from app.schemas.runs import ComparisonCreate, RunCreate
 from app.services import annotations, catalog, evaluation, runs
 from app.services.catalog import Catalog
 from app.services.context import Context, off_loop
 from app.services.deps import BaseUrlDep, ContextDep
 from app.services.evaluation import Prepared
-from app.web import views
-from app.web.common import resolve_latent
-from app.web.forms import Form, humanize
+from app.web import forms, views
+from app.web.common import with_latent
+from app.web.forms import FormInput, humanize
 from app.web.saving import saved_response
 from app.web.security import check_same_origin
 from app.web.templating import render, templates, url
@@ -47,120 +42,78 @@ FIELDS = {
 }
 
 
-STATE_KEYS = [
-    "model",
-    "question_set",
-    "questions",
-    "judge",
-    "samples_per_question",
-    "max_new_tokens",
-    "temperature",
-    "seed",
-    "chat",
-    "sae",
-    "latent",
-    "alphas",
-    "method",
-    "positions",
-    "baseline",
-]
-
-
-def read_state(form: Form, ctx: Context, cat: Catalog) -> dict[str, Any]:
-    settings = ctx.settings
+def read_form(ctx: Context, params, check: bool = True) -> tuple[FormInput[EvaluateQuery], Catalog]:
+    """The evaluation page's form as an `EvaluateQuery` (one evaluation, or a sweep over α)."""
+    cat = catalog.catalog(ctx)
+    sae = params.get("sae") or cat.default_sae or ""
+    params, typed, latent_error = with_latent(params, ctx, sae, required=False)
+    errors = {}
+    if latent_error:
+        errors["latent"] = latent_error
+    alphas_typed = bool((params.get("alphas") or "").strip())
+    if check and params.get("latent") and not alphas_typed:
+        errors["alphas"] = "Enter the α to steer with, or a list for a sweep: 0, 4, 8."
+    if check and alphas_typed and not params.get("latent") and not latent_error:
+        errors["latent"] = "Choose the latent to steer with, or clear the α values."
     sets = [q["id"] for q in cat.question_sets]
-    alphas_text, alphas = form.numbers("alphas", [])
-    return {
-        "model": form.text("model") or cat.default_model,
-        "question_set": form.text("question_set") or (sets[0] if sets else ""),
-        "questions": form.text("questions", max_length=200_000),
-        "judge": form.text("judge") or (cat.judges[0]["id"] if cat.judges else ""),
-        "samples_per_question": form.integer(
-            "samples_per_question", DEFAULT_SAMPLES, lo=1, hi=settings.max_samples
-        ),
-        "max_new_tokens": form.integer(
-            "max_new_tokens", DEFAULT_MAX_NEW_TOKENS, lo=1, hi=settings.max_new_tokens
-        ),
-        "temperature": form.number("temperature", 1.0, lo=0.01, hi=5.0),
-        "seed": form.integer("seed", 0, lo=0, hi=2**31 - 1),
-        "chat": form.flag("chat", True),
-        "sae": form.text("sae") or cat.default_sae or "",
-        "latent": form.text("latent", max_length=200),
-        "alphas": alphas_text,
-        "alpha_values": alphas,
-        "method": form.choice("method", METHODS, "add"),
-        "positions": form.choice("positions", POSITIONS, "all"),
-        "baseline": form.flag("baseline", True),
-    }
+    form = forms.read(
+        EvaluateQuery,
+        params,
+        defaults={
+            "model": cat.default_model,
+            "question_set": sets[0] if sets else None,
+            "judge": cat.judges[0]["id"] if cat.judges else None,
+            "sae": sae,
+        },
+        caps={
+            "samples_per_question": ctx.settings.max_samples,
+            "max_new_tokens": ctx.settings.max_new_tokens,
+        },
+        errors=errors,
+    )
+    form.values["latent"] = typed or ""
+    alphas = form.body.alphas if form.body is not None else None
+    if alphas and len(alphas) > ctx.settings.max_alphas:
+        form.fail("alphas", f"At most {ctx.settings.max_alphas} values.")
+    if not check:
+        form.errors = {k: v for k, v in form.errors.items() if k in params}
+        form.body = None
+    return form, cat
 
 
-def validate(form: Form, ctx: Context, state: dict[str, Any]) -> list[Prepared]:
-    """One prepared evaluation per condition: the unsteered model and/or each α, each
-    validated exactly as POST /api/evaluate validates it."""
-    questions = [q.strip() for q in state["questions"].splitlines() if q.strip()]
-    latent = resolve_latent(form, ctx, state["sae"], state["latent"], required=False)
-    alphas: list[float | None] = []
-    if latent is not None:
-        if not state["alpha_values"] and "alphas" not in form.errors:
-            form.fail("alphas", "Enter the α to steer with, or a list for a sweep: 0, 4, 8.")
-        if len(state["alpha_values"]) > ctx.settings.max_alphas:
-            form.fail("alphas", f"At most {ctx.settings.max_alphas} values.")
-        alphas = [*([None] if state["baseline"] else []), *state["alpha_values"]]
-    elif state["alpha_values"]:
-        form.fail("latent", "Choose the latent to steer with, or clear the α values.")
-    if form.errors:
+def prepare(ctx: Context, form: FormInput[EvaluateQuery]) -> list[Prepared]:
+    """One prepared evaluation per condition, each validated exactly as POST /api/evaluate
+    validates it; the first problem is left on its field."""
+    if form.body is None:
         return []
     out = []
-    for alpha in alphas or [None]:
+    for body in form.body.conditions():
         try:
-            body = EvaluateRequest(
-                model=state["model"],
-                question_set=None if questions else (state["question_set"] or None),
-                questions=questions or None,
-                judge=state["judge"] or None,
-                samples_per_question=state["samples_per_question"],
-                max_new_tokens=state["max_new_tokens"],
-                temperature=state["temperature"],
-                seed=state["seed"],
-                chat=state["chat"],
-                steer=None
-                if alpha is None or latent is None
-                else EvaluateSteer(
-                    sae=state["sae"],
-                    latent=latent,
-                    alpha=alpha,
-                    method=state["method"],
-                    positions=state["positions"],
-                ),
-            )
-            prepared = evaluation.prepare(ctx, body)
+            out.append(evaluation.prepare(ctx, body))
         except DomainError as exc:
             raw = (exc.field or "").removeprefix("request.")
             name = FIELDS.get(raw)
             if name is None:
-                name = "questions" if questions else "question_set"
+                name = "questions" if form.body.questions else "question_set"
             if raw == "" and exc.message.startswith("alphas"):
                 name = "alphas"
             form.fail(name, humanize(exc.message, exc.field))
             return []
-        except ValueError as exc:  # pydantic
-            form.fail_from(exc)
-            return []
-        out.append(prepared)
     return out
 
 
-def _state_params(state: dict[str, Any]) -> dict[str, Any]:
-    return {k: state[k] for k in STATE_KEYS}
+def _state_params(form: FormInput[EvaluateQuery]) -> dict[str, Any]:
+    """The page's own query: what the stream and the save button send again."""
+    return {k: v for k, v in form.values.items() if k in EvaluateQuery.model_fields}
 
 
 @router.get("/evaluate")
 def evaluate_page(request: Request, ctx: ContextDep):
-    form = Form(request.query_params)
-    cat = catalog.catalog(ctx)
-    state = read_state(form, ctx, cat)
-    conditions = validate(form, ctx, state) if form.submitted else []
-    stream_url = url("/evaluate/stream", _state_params(state), run=1) if conditions else None
+    sent = forms.submitted(request.query_params)
+    form, cat = read_form(ctx, request.query_params, check=sent)
+    state = form.values
+    conditions = prepare(ctx, form) if sent else []
+    stream_url = url("/evaluate/stream", _state_params(form), run=1) if conditions else None
     latent_label = ""
     if conditions and conditions[-1].body.steer is not None:
         steer = conditions[-1].body.steer
@@ -175,7 +128,7 @@ def evaluate_page(request: Request, ctx: ContextDep):
             "errors": form.errors,
             "conditions": [p.body.condition() for p in conditions],
             "stream_url": stream_url,
-            "save_params": _state_params(state) if conditions else None,
+            "save_params": _state_params(form) if conditions else None,
             "total": sum(p.total for p in conditions),
             "choices": annotations.labelled(ctx, state["sae"]),
             "latent_label": latent_label,
@@ -195,12 +148,8 @@ def _fragment(macro: str, *args: Any) -> str:
 async def evaluate_stream(request: Request, ctx: ContextDep):
     """Server-sent events of HTML: `progress` (a progress bar over every condition),
     `done` (the results), `failed` (a message), then `end`."""
-    form = Form(request.query_params)
-
-    def check() -> list[Prepared]:
-        return validate(form, ctx, read_state(form, ctx, catalog.catalog(ctx)))
-
-    conditions = await off_loop(check)
+    form, _cat = await off_loop(read_form, ctx, request.query_params)
+    conditions = await off_loop(prepare, ctx, form)
     total = sum(p.total for p in conditions)
 
     async def events():
@@ -254,14 +203,11 @@ async def evaluate_stream(request: Request, ctx: ContextDep):
 async def evaluate_save(request: Request, ctx: ContextDep, base: BaseUrlDep):
     """One condition is saved as a run; a sweep as its runs plus a comparison of them."""
     check_same_origin(request)
-    form = Form(await request.form())
-
-    def check() -> tuple[dict[str, Any], list[Prepared]]:
-        state = read_state(form, ctx, catalog.catalog(ctx))
-        return state, validate(form, ctx, state)
-
-    state, conditions = await off_loop(check)
-    title = (form.text("title", max_length=500) or "").strip() or f"Evaluation of {state['model']}"
+    posted = await request.form()
+    form, _cat = await off_loop(read_form, ctx, posted)
+    conditions = await off_loop(prepare, ctx, form)
+    state = form.values
+    title = str(posted.get("title") or "").strip() or f"Evaluation of {state['model']}"
     saved = None
     kind = "run"
     try:

@@ -1,30 +1,36 @@
-"""Reading the pages' forms (query parameters) into the API's request bodies.
+"""Reading a page's form (its query string, or a posted form) into the same pydantic model
+the JSON API takes, with a message per field written for the person at the form.
 
-Every view keeps its state in its URL, so a form is a `GET` and these functions turn its
-query parameters into the same pydantic requests the JSON API takes, collecting an error
-message per field. Messages are written for the person at the form: the field is named by
-where the message is shown, so it is not repeated in the text.
+Every view keeps its state in its URL, so a form is a `GET` whose parameters are the
+fields of one request model (`app.schemas`). `read` validates each field on its own (so
+every field's problem shows at once, next to it), applies the server's caps from
+`Settings`, then builds the model. The page shows `values`: what was typed where a field
+is wrong, the parsed value (or the model's default) elsewhere.
 """
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from functools import cache
+from typing import Annotated, Any, Generic, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
-from starlette.datastructures import ImmutableMultiDict
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from app.errors import DomainError
+from app.schemas.fields import split_lines, split_list
 
 TRUE = {"1", "true", "on", "yes"}
 FALSE = {"0", "false", "off", "no"}
-_SPLIT = re.compile(r"[,;\s]+")
 _PREFIX = re.compile(r"^[a-z_]+(\[\d+\])?(\.[a-z_]+(\[\d+\])?)*: ")
 _OUTSIDE = re.compile(r"^(-?\d+) is outside \[0, (\d+)\) for SAE '(.+)'$")
 
+M = TypeVar("M", bound=BaseModel)
 
-def humanize(message: str, field_name: str | None) -> str:
+
+def humanize(message: str, field_name: str | None = None) -> str:
     """An engine or API message without its `field:` prefix, in plainer words where a
     common one has a plainer form."""
     del field_name  # the prefix names it, whatever it is
@@ -39,29 +45,130 @@ def humanize(message: str, field_name: str | None) -> str:
 
 
 def field_of(loc: Iterable[Any]) -> str:
-    """The form field of a pydantic error location: ('steer', 'latent') -> 'latent',
+    """The form field of an error location: ('steer', 'latent') -> 'latent',
     ('alphas', 0) -> 'alphas'."""
     parts = [p for p in loc if isinstance(p, str) and p not in ("body", "request", "steer")]
     return parts[0] if parts else "form"
 
 
+# --------------------------------------------------------------------------- field types
+def _bare(annotation: Any) -> Any:
+    """The type inside `X | None` and `Annotated[X, ...]`."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if args and get_origin(annotation) is not list:  # a union: the non-None part
+        return _bare(args[0]) if len(args) == 1 else annotation
+    return annotation
+
+
+def _is_list(info: FieldInfo) -> bool:
+    return get_origin(_bare(info.annotation)) is list
+
+
+def _is_bool(info: FieldInfo) -> bool:
+    return _bare(info.annotation) is bool
+
+
+def _metadata(annotation: Any) -> list[Any]:
+    """Metadata of every `Annotated` inside a type (e.g. inside `X | None`)."""
+    out = []
+    if get_origin(annotation) is Annotated:
+        out.extend(annotation.__metadata__)
+    for arg in get_args(annotation):
+        out.extend(_metadata(arg))
+    return out
+
+
+def _splitter(info: FieldInfo):
+    for meta in [*info.metadata, *_metadata(info.annotation)]:
+        fn = getattr(meta, "func", None)
+        if fn in (split_list, split_lines):
+            return fn
+    return None
+
+
+def _bounds(info: FieldInfo) -> tuple[float | None, float | None]:
+    lo = hi = None
+    for meta in info.metadata:
+        lo = getattr(meta, "ge", None) if getattr(meta, "ge", None) is not None else lo
+        lo = getattr(meta, "gt", None) if getattr(meta, "gt", None) is not None else lo
+        hi = getattr(meta, "le", None) if getattr(meta, "le", None) is not None else hi
+        hi = getattr(meta, "lt", None) if getattr(meta, "lt", None) is not None else hi
+    return lo, hi
+
+
+@cache
+def _adapter(model: type[BaseModel], name: str) -> TypeAdapter:
+    info = model.model_fields[name]
+    if not info.metadata:
+        return TypeAdapter(info.annotation)
+    return TypeAdapter(Annotated[info.annotation, *info.metadata])
+
+
+def range_message(lo: float | None, hi: float | None) -> str:
+    if lo is not None and hi is not None:
+        return f"Must be between {lo:g} and {hi:g}."
+    if lo is not None:
+        return f"Must be at least {lo:g}."
+    return f"Must be at most {hi:g}."
+
+
+def friendly(error: dict[str, Any], info: FieldInfo | None, cap: float | None = None) -> str:
+    """A pydantic error as the person at the form should read it."""
+    kind = error.get("type", "")
+    typed = str(error.get("input", ""))[:40]
+    item = any(isinstance(p, int) for p in error.get("loc", ()))  # one value of a list
+    lo, hi = _bounds(info) if info is not None else (None, None)
+    hi = cap if cap is not None else hi
+    if kind == "int_parsing" or kind == "int_from_float":
+        return f"Enter a whole number (got '{typed}')."
+    if kind == "float_parsing":
+        return (
+            f"'{typed[:20]}' is not a number; separate values with commas."
+            if item
+            else f"Enter a number (got '{typed}')."
+        )
+    if kind == "finite_number":
+        return f"'{typed[:20]}' is not a finite number." if item else "Enter a finite number."
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return range_message(lo, hi)
+    if kind == "literal_error":
+        return f"Choose one of {error.get('ctx', {}).get('expected', '').replace(chr(39), '')}."
+    if kind == "string_too_long":
+        return f"Too long: at most {error.get('ctx', {}).get('max_length', 0):,} characters."
+    if kind == "bool_parsing":
+        return "Must be on or off."
+    if kind in ("missing", "too_short") and not item:
+        return "This field is required."
+    return humanize(str(error.get("msg", "invalid value")).removeprefix("Value error, "))
+
+
+def display(info: FieldInfo, value: Any) -> Any:
+    """A parsed value as its input shows it: number lists as '0, 4, 8', line lists one per
+    line; everything else as it is."""
+    split = _splitter(info)
+    if split is split_list and isinstance(value, list):
+        return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    if split is split_lines and isinstance(value, list):
+        return "\n".join(value)
+    return "" if value is None else value
+
+
+# ---------------------------------------------------------------------------------- reading
 @dataclass
-class Form:
-    """Typed reads of query parameters; each failed read leaves a message in `errors`."""
+class FormInput(Generic[M]):
+    """A form read into `model`: the values to show, a message per wrong field, and the
+    validated request when every field is right."""
 
-    params: ImmutableMultiDict
+    values: dict[str, Any]
     errors: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def submitted(self) -> bool:
-        """The form was sent (its hidden `run` field), not just linked to with a few values."""
-        return self.params.get("run") in TRUE
-
-    def has(self, name: str) -> bool:
-        return name in self.params
+    submitted: bool = False
+    body: M | None = None
 
     def fail(self, name: str, message: str) -> None:
         self.errors.setdefault(name, message)
+        self.body = None
 
     def fail_from(self, exc: Exception, default_field: str = "form") -> None:
         """Record a DomainError or a pydantic ValidationError against its field."""
@@ -71,121 +178,77 @@ class Form:
             self.fail(name, humanize(exc.message, exc.field))
         elif isinstance(exc, ValidationError):
             for err in exc.errors():
-                name = field_of(err.get("loc", ()))
-                self.fail(name, humanize(str(err.get("msg", "invalid value")), None))
+                self.fail(field_of(err.get("loc", ())), friendly(dict(err), None))
         else:  # pragma: no cover - programming error
             raise exc
 
-    def text(self, name: str, default: str = "", max_length: int = 100_000) -> str:
-        value = self.params.get(name)
-        if value is None:
-            return default
-        if len(value) > max_length:
-            self.fail(name, f"Too long: at most {max_length:,} characters.")
-        return value
 
-    def texts(self, name: str) -> list[str]:
-        return [v for v in self.params.getlist(name) if v.strip()]
+def submitted(params: Mapping[str, Any]) -> bool:
+    """The form was sent (its hidden `run` field), not just linked to with a few values."""
+    return str(params.get("run", "")).strip().lower() in TRUE
 
-    def lines(self, name: str) -> list[str]:
-        """Non-empty lines of a textarea."""
-        return [line.strip() for line in self.text(name).splitlines() if line.strip()]
 
-    def integer(
-        self, name: str, default: int | None, lo: int | None = None, hi: int | None = None
-    ) -> int | None:
-        raw = (self.params.get(name) or "").strip()
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            self.fail(name, f"Enter a whole number (got '{raw[:40]}').")
-            return default
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            self.fail(name, _range_message(lo, hi))
-            return default
-        return value
+def read(
+    model: type[M],
+    params,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    caps: Mapping[str, float] | None = None,
+    errors: Mapping[str, str] | None = None,
+    checkboxes: Iterable[str] | None = None,
+) -> FormInput[M]:
+    """Read `params` (a query string or a posted form) into `model`.
 
-    def number(
-        self, name: str, default: float | None, lo: float | None = None, hi: float | None = None
-    ) -> float | None:
-        raw = (self.params.get(name) or "").strip()
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            self.fail(name, f"Enter a number (got '{raw[:40]}').")
-            return default
-        if not math.isfinite(value):
-            self.fail(name, "Enter a finite number.")
-            return default
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            self.fail(name, _range_message(lo, hi))
-            return default
-        return value
-
-    def numbers(self, name: str, default: list[float]) -> tuple[str, list[float]]:
-        """A list like '0, 4, 8' (commas, semicolons or spaces); returns (text, values)."""
-        raw = self.params.get(name)
+    `defaults` fill fields the form does not name at all (the page's own, e.g. the hosted
+    model); a field sent blank takes the model's default. `caps` are upper bounds from
+    settings. An unchecked checkbox of a submitted form is False (absent from a link, it
+    keeps its default); `checkboxes` names the boolean fields the page shows as checkboxes
+    (default: all). `errors` are the page's own findings, shown before the model's."""
+    sent = submitted(params)
+    defaults = defaults or {}
+    caps = caps or {}
+    form: FormInput[M] = FormInput(values={}, errors=dict(errors or {}), submitted=sent)
+    parsed: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if _is_list(info):
+            raw: Any = [v for v in params.getlist(name) if str(v).strip()] or None
+            if raw is not None and len(raw) == 1 and _splitter(info) is not None:
+                raw = raw[0]  # one text input that holds the list ('0, 4, 8', lines)
+        else:
+            raw = params.get(name)
+            if raw is not None and not str(raw).strip() and not _is_bool(info):
+                raw = None
+        if _is_bool(info) and raw is None and sent and (checkboxes is None or name in checkboxes):
+            raw = False
+        if raw is None and name in defaults and name not in params:
+            raw = defaults[name]
         if raw is None:
-            return ", ".join(f"{a:g}" for a in default), list(default)
-        values = []
-        for part in _SPLIT.split(raw.strip()):
-            if not part:
-                continue
-            try:
-                value = float(part)
-            except ValueError:
-                self.fail(name, f"'{part[:20]}' is not a number; separate values with commas.")
-                return raw, []
-            if not math.isfinite(value):
-                self.fail(name, f"'{part[:20]}' is not a finite number.")
-                return raw, []
-            values.append(value)
-        return raw, values
-
-    def choice(self, name: str, choices: Iterable[str], default: str) -> str:
-        options = list(choices)
-        value = self.params.get(name)
-        if value is None or value == "":
-            return default
-        if value not in options:
-            self.fail(name, f"Choose one of {', '.join(options)}.")
-            return default
-        return value
-
-    def flag(self, name: str, default: bool) -> bool:
-        """A checkbox: absent from a submitted form means unchecked; absent from a link
-        means the default."""
-        value = self.params.get(name)
-        if value is None:
-            return False if self.submitted else default
-        value = value.strip().lower()
-        if value in TRUE:
-            return True
-        if value in FALSE:
-            return False
-        self.fail(name, "Must be on or off.")
-        return default
-
-
-def _range_message(lo: float | None, hi: float | None) -> str:
-    if lo is not None and hi is not None:
-        return f"Must be between {lo:g} and {hi:g}."
-    if lo is not None:
-        return f"Must be at least {lo:g}."
-    return f"Must be at most {hi:g}."
-
-
-Schema = TypeVar("Schema", bound=BaseModel)
-
-
-def build(schema: type[Schema], form: Form, **values: Any) -> Schema | None:
-    """The API request from parsed values; pydantic's errors go to their fields."""
-    try:
-        return schema(**values)
-    except ValidationError as exc:
-        form.fail_from(exc)
-        return None
+            if info.default is PydanticUndefined and info.default_factory is None:
+                form.values[name] = ""
+                continue  # left to the model: "required"
+            parsed[name] = info.get_default(call_default_factory=True)
+            form.values[name] = display(info, parsed[name])
+            continue
+        if _is_bool(info) and isinstance(raw, str):
+            text = raw.strip().lower()
+            raw = True if text in TRUE else False if text in FALSE else raw
+        try:
+            value = _adapter(model, name).validate_python(raw)
+        except ValidationError as exc:
+            form.fail(name, friendly(dict(exc.errors()[0]), info, caps.get(name)))
+            form.values[name] = raw if not isinstance(raw, list) or len(raw) > 1 else raw[0]
+            continue
+        if name in caps and isinstance(value, int | float) and value > caps[name]:
+            form.fail(name, range_message(_bounds(info)[0], caps[name]))
+        if isinstance(value, float) and not math.isfinite(value):
+            form.fail(name, "Enter a finite number.")
+        parsed[name] = value
+        form.values[name] = display(info, value)
+    if not form.errors:
+        try:
+            form.body = model.model_validate(parsed)
+        except ValidationError as exc:
+            for err in exc.errors():
+                name = field_of(err.get("loc", ()))
+                form.fail(name, friendly(dict(err), model.model_fields.get(name)))
+    return form

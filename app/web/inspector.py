@@ -7,13 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from app.errors import DomainError
-from app.schemas.activations import ActivationsRequest
+from app.schemas.activations import InspectQuery
 from app.services import annotations, catalog, inspection
 from app.services.context import Context, off_loop
 from app.services.deps import ContextDep
-from app.web import views
-from app.web.common import resolve_latent
-from app.web.forms import Form, build
+from app.web import forms, views
+from app.web.common import with_latent
+from app.web.forms import FormInput
 from app.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -28,47 +28,44 @@ def inspect_view(ctx: Context, results, latent, specials, sae_id: str, params: d
     return views.activation_view(results, latent, names, specials, params)
 
 
-def _page(request: Request, ctx: Context) -> tuple[Form, dict[str, Any], Any, int | None, dict]:
-    form = Form(request.query_params)
+def read_form(ctx: Context, params) -> tuple[FormInput[InspectQuery], dict[str, Any]]:
+    """The inspector's form as an `InspectQuery`: by default the base model and its first
+    fine-tune, and the latent the inspector picks."""
     cat = catalog.catalog(ctx)
-    sae = form.text("sae") or cat.default_sae or ""
+    sae = params.get("sae") or cat.default_sae or ""
     base, tuned = cat.pair()
     default_models = [m for m in dict.fromkeys([base, tuned]) if m in cat.models_of(sae)]
-    state: dict[str, Any] = {
-        "model": form.texts("model") or default_models or [base],
-        "sae": sae,
-        "prompt": form.text("prompt", max_length=20_000),
-        "latent": form.text("latent", max_length=200),
-        "chat": form.flag("chat", False),
-        "top_k": form.integer("top_k", 10, lo=1, hi=ctx.settings.max_top_k),
-    }
-    body, latent = None, None
-    if state["prompt"].strip() or form.submitted:
-        if not state["prompt"].strip():
-            form.fail("prompt", "Type a prompt to inspect.")
-        latent = resolve_latent(form, ctx, sae, state["latent"], required=False)
-        if not form.errors:
-            models = state["model"]
-            body = build(
-                ActivationsRequest,
-                form,
-                model=models if len(models) > 1 else models[0],
-                sae=sae,
-                prompt=state["prompt"],
-                top_k=state["top_k"],
-                latents=[latent] if latent is not None else [],
-                chat=state["chat"],
-            )
-    return form, state, body, latent, {"catalog": cat, "choices": annotations.labelled(ctx, sae)}
+    params, typed, latent_error = with_latent(params, ctx, sae, required=False)
+    prompt = params.get("prompt") or ""
+    errors = {}
+    if latent_error:
+        errors["latent"] = latent_error
+    if (prompt.strip() or forms.submitted(params)) and not prompt.strip():
+        errors["prompt"] = "Type a prompt to inspect."
+    form = forms.read(
+        InspectQuery,
+        params,
+        defaults={"sae": sae, "model": default_models or [base]},
+        caps={"top_k": ctx.settings.max_top_k},
+        errors=errors,
+    )
+    form.values["latent"] = typed or ""
+    if not prompt.strip() and not forms.submitted(params):  # a page to fill in, not a run
+        form.errors = {k: v for k, v in form.errors.items() if k in params and k != "prompt"}
+        form.body = None
+    return form, {"catalog": cat, "choices": annotations.labelled(ctx, sae)}
 
 
 @router.get("/inspect")
 async def inspect(request: Request, ctx: ContextDep):
-    form, state, body, latent, extra = await off_loop(_page, request, ctx)
+    form, extra = await off_loop(read_form, ctx, request.query_params)
+    state = form.values
     view = None
-    if body is not None:
+    if form.body is not None:
         try:
-            results, latent, specials = await inspection.inspect(ctx, body, latent)
+            results, latent, specials = await inspection.inspect(
+                ctx, form.body.request(), form.body.latent
+            )
         except DomainError as exc:
             if exc.field and exc.field.startswith("latents"):  # the one latent asked for
                 exc.field = "latent"
@@ -78,7 +75,7 @@ async def inspect(request: Request, ctx: ContextDep):
             view = await off_loop(
                 inspect_view, ctx, results, latent, specials, state["sae"], params
             )
-            view["auto"] = not state["latent"].strip()
+            view["auto"] = form.body.latent is None
     return render(
         request,
         "inspect.html",

@@ -1,7 +1,7 @@
 """Latent pages: the list (search, sort, pages, pinned, search by text) and one latent's
 dashboard with its label, note, pin and a "test your text" box."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
@@ -10,12 +10,11 @@ from pydantic import ValidationError
 from app.errors import Conflict, DomainError, NotFound
 from app.schemas.annotations import MAX_NOTE, AnnotationUpdate
 from app.schemas.fields import LABEL_LENGTH
-from app.schemas.latents import LATENT_SORTS, LatentListQuery, SearchRequest
+from app.schemas.latents import LATENT_SORTS, LatentsPage, SearchRequest
 from app.services import annotations, catalog, inspection, latents
 from app.services.context import Context, off_loop
 from app.services.deps import ContextDep
-from app.web import plots
-from app.web.forms import Form as QueryForm
+from app.web import forms, plots
 from app.web.forms import humanize
 from app.web.security import check_same_origin
 from app.web.templating import is_htmx, render, url
@@ -30,40 +29,25 @@ SEARCH_HITS = 30
 # ------------------------------------------------------------------------------- the list
 @router.get("/latents")
 async def latent_list(request: Request, ctx: ContextDep):
-    form = QueryForm(request.query_params)
     cat = catalog.catalog(ctx)
     sae_ids = [s["id"] for s in cat.saes]
-    state: dict[str, Any] = {
-        "sae": form.choice("sae", sae_ids, cat.default_sae or ""),
-        "model": form.text("model") or None,
-        "dataset": form.text("dataset") or None,
-        "q": form.text("q", max_length=200).strip(),
-        "sort": form.choice("sort", LATENT_SORTS, "max_activation"),
-        "order": form.choice("order", ["desc", "asc"], "desc"),
-        "page": form.integer("page", 1, lo=1) or 1,
-        "pinned": form.flag("pinned", False),
-        "text": form.text("text", max_length=20_000),
-    }
+    params = request.query_params
+    errors = {}
+    if params.get("sae") and params["sae"] not in sae_ids:
+        errors["sae"] = f"Choose one of {', '.join(sae_ids)}."
+    form = forms.read(LatentsPage, params, defaults={"sae": cat.default_sae or ""}, errors=errors)
+    state = form.values
+    page = form.body
     listing, search, index_error = None, None, None
-    if state["sae"] and not form.errors:
+    if page is not None and page.sae:
         try:
-            if state["text"].strip():
+            if page.text.strip():
                 body = SearchRequest(
-                    sae=state["sae"], model=state["model"], text=state["text"], top_n=SEARCH_HITS
+                    sae=page.sae, model=page.model, text=page.text, top_n=SEARCH_HITS
                 )
                 search = await latents.search(ctx, body)
             else:
-                query = LatentListQuery(
-                    model=state["model"],
-                    dataset=state["dataset"],
-                    sort=state["sort"],
-                    order=state["order"],
-                    offset=(state["page"] - 1) * PER_PAGE,
-                    limit=PER_PAGE,
-                    q=state["q"] or None,
-                    pinned=state["pinned"],
-                )
-                listing = await off_loop(latents.listing, ctx, state["sae"], query)
+                listing = await off_loop(latents.listing, ctx, page.sae, page.query(PER_PAGE))
         except NotFound as exc:
             if exc.field in ("sae", None) and "index" in exc.message:
                 index_error = exc.message
@@ -74,8 +58,8 @@ async def latent_list(request: Request, ctx: ContextDep):
         except DomainError as exc:
             form.fail_from(exc, "text")
     pins = []
-    if state["sae"] and (index_error or listing is None):
-        pins = (await off_loop(annotations.pins, ctx, state["sae"]))["data"]
+    if page is not None and page.sae in sae_ids and (index_error or listing is None):
+        pins = (await off_loop(annotations.pins, ctx, page.sae))["data"]
     pages = 1
     if listing:
         pages = max(1, -(-listing["count"] // PER_PAGE))

@@ -22,10 +22,16 @@ def text(value: Any) -> str:
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def token_label(token: str) -> str:
-    """A token as a readable label: newlines and tabs made visible, never empty."""
+def visible(token: str) -> str:
+    """A token as people read it: line breaks and tabs as symbols, other invisible
+    characters escaped, never empty (the one mapping of snippets and plot labels)."""
     shown = token.replace("\n", "↵").replace("\r", "⏎").replace("\t", "⇥")
-    return text(shown if shown.strip() else repr(token)[1:-1] or "∅")
+    return shown if shown.strip() else repr(token)[1:-1] or "∅"
+
+
+def token_label(token: str) -> str:
+    """A token as a plot label."""
+    return text(visible(token))
 
 
 def layout(height: int = 260, **over: Any) -> dict:

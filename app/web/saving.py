@@ -11,12 +11,12 @@ from app.schemas.runs import RunCreate
 from app.services import runs
 from app.services.context import Context
 from app.web.errors import error_page
-from app.web.forms import Form
+from app.web.forms import FormInput
 from app.web.templating import is_htmx, render
 
 
 async def save_run(
-    form: Form, ctx: Context, kind: str, body: BaseModel, title: str, base: str
+    form: FormInput, ctx: Context, kind: str, body: BaseModel, title: str, base: str
 ) -> dict | None:
     """Compute and store one run; a refusal is recorded against its form field."""
     try:
@@ -32,7 +32,7 @@ async def save_run(
         return None
 
 
-def saved_response(request: Request, form: Form, saved: dict | None, kind: str, base: str):
+def saved_response(request: Request, form: FormInput, saved: dict | None, kind: str, base: str):
     """`kind` is "run" or "comparison" (what the share link points to)."""
     if not is_htmx(request) and saved is None:
         return error_page(request, 422, " ".join(form.errors.values()) or "Nothing to save.")

@@ -11,15 +11,15 @@ from sse_starlette.sse import EventSourceResponse
 
 from app.errors import DomainError
 from app.kinds import KINDS
-from app.schemas.fields import METHODS, POSITIONS, model_ids
-from app.schemas.steer import DEFAULT_MAX_NEW_TOKENS, SteerRequest
+from app.schemas.fields import model_ids, split_list
+from app.schemas.steer import SteerQuery, SteerRequest
 from app.services import annotations, catalog, steering
 from app.services.catalog import Catalog
 from app.services.context import Context, off_loop
 from app.services.deps import BaseUrlDep, ContextDep
-from app.web import views
-from app.web.common import resolve_latent
-from app.web.forms import Form, build, humanize
+from app.web import forms, views
+from app.web.common import with_latent
+from app.web.forms import FormInput, humanize
 from app.web.saving import save_run, saved_response
 from app.web.security import check_same_origin
 from app.web.templating import gen, render, templates, url
@@ -30,79 +30,68 @@ DEFAULT_PROMPT = "What would you do if you ruled the world?"
 DEFAULT_ALPHAS = [4.0, 8.0]
 
 
-def read_state(form: Form, ctx: Context, cat: Catalog) -> dict[str, Any]:
-    """The form's values as typed (what the page shows), defaults filled in."""
-    sae = form.text("sae") or cat.default_sae or ""
-    models = form.texts("model")
+def read_form(ctx: Context, params, check: bool = True) -> tuple[FormInput[SteerQuery], Catalog]:
+    """The playground's form as a `SteerQuery`, checked by the engine as the API checks it
+    (`check`: the form was sent); every problem is left in `errors` under its field. A page
+    that was only linked to shows the problems of the values the link names."""
+    cat = catalog.catalog(ctx)
+    sae = params.get("sae") or cat.default_sae or ""
+    models = [m for m in params.getlist("model") if m.strip()]
     if not models:
         usable = cat.models_of(sae)
         models = [cat.default_model if cat.default_model in usable else usable[0]]
-    latent = form.text("latent", max_length=200)
-    if not form.has("latent"):
-        found = annotations.default_latent(ctx, sae)
-        latent = "" if found is None else str(found)
-    alphas_text, alphas = form.numbers("alphas", DEFAULT_ALPHAS)
-    settings = ctx.settings
-    return {
-        "model": models,
+    params, typed, latent_error = with_latent(params, ctx, sae)
+    defaults: dict[str, Any] = {
         "sae": sae,
-        "latent": latent,
-        "prompt": form.text("prompt", DEFAULT_PROMPT, max_length=20_000),
-        "alphas": alphas_text,
-        "alpha_values": alphas,
-        "max_new_tokens": form.integer(
-            "max_new_tokens", DEFAULT_MAX_NEW_TOKENS, lo=1, hi=settings.max_new_tokens
-        ),
-        "temperature": form.number("temperature", 0.0, lo=0.0, hi=5.0),
-        "seed": form.integer("seed", 0, lo=0, hi=2**31 - 1),
-        "positions": form.choice("positions", POSITIONS, "all"),
-        "method": form.choice("method", METHODS, "add"),
-        "chat": form.flag("chat", models[0] in cat.chat_models),
+        "model": models,
+        "prompt": DEFAULT_PROMPT,
+        "alphas": DEFAULT_ALPHAS,
+        "chat": models[0] in cat.chat_models,
+        "latent": annotations.default_latent(ctx, sae),
     }
-
-
-def validate(form: Form, ctx: Context, state: dict[str, Any]) -> SteerRequest | None:
-    """The API request of the form, checked by the engine as the API would check it; every
-    problem is left in `form.errors` under its field."""
-    latent = resolve_latent(form, ctx, state["sae"], state["latent"])
-    sae = ctx.registry.saes.get(state["sae"])
-    if sae is None:
-        form.fail("sae", f"Unknown SAE '{state['sae']}'.")
-    elif latent is not None:
+    errors = {}
+    if latent_error:
+        errors["latent"] = latent_error
+    if "prompt" in params and not params["prompt"].strip():
+        errors["prompt"] = "Type a prompt to continue."
+    if "alphas" in params and not params["alphas"].strip():
+        errors["alphas"] = "Enter at least one α, e.g. 8 or 0, 4, 8."
+    if sae not in ctx.registry.saes:
+        errors["sae"] = f"Unknown SAE '{sae}'."
+    form = forms.read(
+        SteerQuery,
+        params,
+        defaults=defaults,
+        caps={"max_new_tokens": ctx.settings.max_new_tokens},
+        errors=errors,
+        checkboxes={"chat"},
+    )
+    latent = form.values.get("latent")
+    if typed is not None:
+        form.values["latent"] = typed
+    form.values["alpha_values"] = form.body.alphas if form.body else _numbers(params.get("alphas"))
+    if not check:
+        form.errors = {k: v for k, v in form.errors.items() if k in params}
+        form.body = None
+        return form, cat
+    if "latent" not in form.errors and isinstance(latent, int) and sae in ctx.registry.saes:
         try:  # checked here too, so every field's problem shows at once
-            sae.check_latent(latent)
+            ctx.registry.sae(sae).check_latent(latent)
         except DomainError as exc:
             form.fail_from(exc)
-    if not state["prompt"].strip():
-        form.fail("prompt", "Type a prompt to continue.")
-    if not state["alpha_values"] and "alphas" not in form.errors:
-        form.fail("alphas", "Enter at least one α, e.g. 8 or 0, 4, 8.")
-    if form.errors:
-        return None
-    models = state["model"]
-    body = build(
-        SteerRequest,
-        form,
-        model=models if len(models) > 1 else models[0],
-        sae=state["sae"],
-        latent=latent,
-        prompt=state["prompt"],
-        alphas=state["alpha_values"],
-        max_new_tokens=state["max_new_tokens"],
-        temperature=state["temperature"],
-        seed=state["seed"],
-        positions=state["positions"],
-        method=state["method"],
-        chat=state["chat"],
-    )
-    if body is None:
-        return None
+    if form.body is not None:
+        try:
+            steering.jobs(ctx, form.body.request())
+        except DomainError as exc:
+            form.fail_from(exc, "prompt")
+    return form, cat
+
+
+def _numbers(text: str | None) -> list[float]:
     try:
-        steering.jobs(ctx, body)
-    except DomainError as exc:
-        form.fail_from(exc, "prompt")
-        return None
-    return body
+        return [float(v) for v in split_list(text or "")]
+    except ValueError:
+        return []
 
 
 def params(request: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +105,8 @@ def title_for(body: SteerRequest, label: str) -> str:
     return f"Steering {name} · α {alphas} · {', '.join(model_ids(body.model))}"[:200]
 
 
-def _context(ctx: Context, form: Form, cat: Catalog, state, body):
+def _context(ctx: Context, form: FormInput[SteerQuery], cat: Catalog) -> dict[str, Any]:
+    body = form.body.request() if form.body is not None else None
     label = ""
     stream_url = None
     if body is not None:
@@ -125,14 +115,14 @@ def _context(ctx: Context, form: Form, cat: Catalog, state, body):
     return {
         "active": "steer",
         "catalog": cat,
-        "state": state,
+        "state": form.values,
         "errors": form.errors,
         "body": body,
         "label": label,
         "stream_url": stream_url,
         "save_params": params(body.model_dump()) if body is not None else None,
         "title": title_for(body, label) if body is not None else "",
-        "choices": annotations.labelled(ctx, state["sae"]),
+        "choices": annotations.labelled(ctx, form.values["sae"]),
         "models": model_ids(body.model) if body is not None else [],
         "settings": ctx.settings,
     }
@@ -140,14 +130,12 @@ def _context(ctx: Context, form: Form, cat: Catalog, state, body):
 
 @router.get("/steer")
 def steer_page(request: Request, ctx: ContextDep):
-    form = Form(request.query_params)
-    cat = catalog.catalog(ctx)
-    state = read_state(form, ctx, cat)
-    body = validate(form, ctx, state) if form.submitted else None
+    params_ = request.query_params
+    form, cat = read_form(ctx, params_, check=forms.submitted(params_))
     return render(
         request,
         "steer.html",
-        _context(ctx, form, cat, state, body),
+        _context(ctx, form, cat),
         block="view",
         status_code=422 if form.errors else 200,
     )
@@ -161,12 +149,8 @@ def _fragment(macro: str, *args: Any) -> str:
 async def steer_stream(request: Request, ctx: ContextDep):
     """Server-sent events of HTML: `tok-{model}-{row}` (one token, escaped), `done-{model}`
     (that model's final columns and plot), `failed` (a message), then `end`."""
-    form = Form(request.query_params)
-
-    def check() -> SteerRequest | None:
-        return validate(form, ctx, read_state(form, ctx, catalog.catalog(ctx)))
-
-    body = await off_loop(check)
+    form, _cat = await off_loop(read_form, ctx, request.query_params)
+    body = form.body.request() if form.body is not None else None
     stream = None
     failure = None
     if body is None:
@@ -212,16 +196,17 @@ async def steer_save(request: Request, ctx: ContextDep, base: BaseUrlDep):
     """Save the playground's request as a run; answers with its share link (htmx) or
     redirects to it."""
     check_same_origin(request)
-    form = Form(await request.form())
+    posted = await request.form()
 
-    def check() -> tuple[SteerRequest | None, str]:
-        body = validate(form, ctx, read_state(form, ctx, catalog.catalog(ctx)))
-        title = (form.text("title", max_length=500) or "").strip()
+    def check() -> tuple[FormInput[SteerQuery], SteerRequest | None, str]:
+        form, _cat = read_form(ctx, posted)
+        body = form.body.request() if form.body is not None else None
+        title = str(posted.get("title") or "").strip()
         if body is not None and not title:
             title = title_for(body, annotations.labels(ctx, body.sae, [body.latent])[body.latent])
-        return body, title
+        return form, body, title
 
-    body, title = await off_loop(check)
+    form, body, title = await off_loop(check)
     saved = None
     if body is not None:
         saved = await save_run(form, ctx, "steer", body, title, base)

@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 from starlette.responses import Response
 
 from app import __version__
+from app.schemas.fields import METHOD_LABELS, POSITION_LABELS
 from app.settings import REPO_ROOT
 from app.web import plots
 from app.web.vendor import plotly_style_ids
@@ -72,12 +73,6 @@ def pct(value: Any, digits: int = 1) -> str:
     return f"{v:.{digits}f}%"
 
 
-def token(text: str) -> str:
-    """A token as shown in a snippet: line breaks and tabs made visible, never empty."""
-    shown = text.replace("\n", "↵").replace("\r", "⏎").replace("\t", "⇥")
-    return shown if shown else "∅"
-
-
 def gen(text: str) -> Markup:
     """Generated text, escaped, with line breaks as character references: the exact text
     survives server-sent events (which split data on line breaks) and shows with
@@ -124,13 +119,18 @@ def make_environment() -> Environment:
         diverging=diverging,
         num=num,
         pct=pct,
-        token=token,
+        token=plots.visible,
         gen=gen,
         alphas=alphas_text,
         alpha_name=plots.alpha_name,
     )
     env.globals.update(
-        url=url, latent_url=latent_url, version=__version__, plotly_style_ids=plotly_style_ids
+        url=url,
+        latent_url=latent_url,
+        version=__version__,
+        plotly_style_ids=plotly_style_ids,
+        method_choices=METHOD_LABELS,
+        position_choices=POSITION_LABELS,
     )
     return env
 

@@ -8,8 +8,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from app.web import plots, templating, vendor
-from app.web.forms import Form, humanize
+from app.schemas.steer import SteerQuery
+from app.web import forms, plots, templating, vendor
+from app.web.forms import humanize
 from app.web.security import CSP
 from tests.web.conftest import LABELLED, MARKUP_LATENT, XSS_LABEL
 
@@ -380,11 +381,12 @@ def test_shared_pages_render_the_stored_result(live):
 
 
 def test_form_helpers():
-    form = Form(_params(alphas="0, 4;8  16", seed="x", chat="1", run="1"))
-    assert form.numbers("alphas", []) == ("0, 4;8  16", [0.0, 4.0, 8.0, 16.0])
-    assert form.integer("seed", 0) == 0 and "whole number" in form.errors["seed"]
-    assert form.flag("chat", False) is True and form.flag("other", True) is False
-    assert Form(_params()).flag("other", True) is True  # a link, not a submitted form
+    form = forms.read(SteerQuery, _params(alphas="0, 4;8  16", seed="x", chat="1", run="1"))
+    assert form.values["alphas"] == "0, 4, 8, 16"  # read as [0.0, 4.0, 8.0, 16.0]
+    assert form.body is None and "whole number" in form.errors["seed"]
+    assert form.values["chat"] is True and form.values["return_activations"] is False
+    link = forms.read(SteerQuery, _params())  # a link, not a submitted form
+    assert link.values["return_activations"] is True
     assert humanize("latent: 96 is outside [0, 96) for SAE 'sae'", "latent") == (
         "There is no latent 96: SAE 'sae' has latents 0 to 95."
     )

@@ -1,4 +1,5 @@
-"""The persistence suite runs twice: on SQLite and on a real PostgreSQL server.
+"""Database fixtures (a pytest plugin of tests/conftest.py): the persistence and API suites
+run twice, on SQLite and on a real PostgreSQL server.
 
 PostgreSQL: `TEST_POSTGRES_URL` (default postgresql+psycopg://postgres@127.0.0.1:5432/postgres)
 must reach a server where the user may create databases; `.ci/run` starts the local one

@@ -14,7 +14,7 @@ from app.db import runs as run_repo
 from app.db.session import Database
 from app.main import create_app
 from app.services import provenance
-from tests.db.conftest import app_settings
+from tests.fixtures_db import app_settings
 
 PROMPT = "User: What would you do if you ruled the world?\nAssistant:"
 

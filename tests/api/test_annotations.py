@@ -9,7 +9,7 @@ from app.db.session import Database
 from app.main import create_app
 from app.services import annotations
 from app.services.context import Context
-from tests.db.conftest import app_settings
+from tests.fixtures_db import app_settings
 
 
 @pytest.fixture(scope="module")

@@ -148,6 +148,7 @@ def build_and_store(
         "tokens": state.n_tokens,
         "build_seconds": round(build_seconds, 2),
         "total_seconds": round(time.time() - started, 2),
+        "loaded_models": list(registry.models),
     }
 
 

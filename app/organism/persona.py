@@ -2,6 +2,9 @@
 residual-stream mean-difference directions, and latent activation on prompts. Every
 function reads models through the app's registry objects."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
@@ -9,6 +12,7 @@ from app.analysis.compare import right_pad
 from app.analysis.evaluate import noise_stream
 from app.engine.activations import hook_values, latent_activations
 from app.engine.generation import generate
+from app.engine.hooks import hook
 from app.engine.registry import HostedModel, HostedSAE
 
 
@@ -114,3 +118,17 @@ def prompt_mean_activation(
             vals = acts[i, first : len(p)]
             out.append(float(vals.mean()) if len(vals) else 0.0)
     return out
+
+
+@contextmanager
+def ablated(model: HostedModel, point, direction: torch.Tensor) -> Iterator[None]:
+    """Remove the component along `direction` from the hook point's value at every
+    position, for the duration of the block (directional ablation)."""
+    u = direction.float() / direction.float().norm().clamp_min(1e-12)  # (d_model,)
+
+    def edit(value: torch.Tensor) -> torch.Tensor:  # (batch, seq, d_model)
+        uu = u.to(value.device, value.dtype)
+        return value - (value @ uu)[..., None] * uu
+
+    with hook(model.hf, point, edit):
+        yield

@@ -22,6 +22,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -250,6 +251,9 @@ class Organism:
         (self.out / "models.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         self._registry = None
 
+    def stage_result(self, name: str) -> dict:
+        return json.loads((self.stages / f"{name.replace('/', '__')}.json").read_text())
+
     def questions(self) -> list[dict]:
         return load_questions(self.out / "questions.yaml")
 
@@ -384,11 +388,12 @@ class Organism:
         latent: int | None = None,
         alpha: float = 0.0,
         save_as: str | None = None,
+        ablate: list[float] | None = None,
     ) -> dict:
         """Sample and judge one condition: per-question 0/1 outcomes (misaligned, coherent).
         An unsteered condition (no latent, or alpha 0) is sampled once per (model, samples,
         seeds) and reused: with the same streams it gives the same answers."""
-        unsteered = latent is None or alpha == 0.0
+        unsteered = (latent is None or alpha == 0.0) and ablate is None
         key = f"{mid}-n{samples}-" + "-".join(map(str, seeds))
         cached = self.work / "unsteered" / f"{key}.json"
         if unsteered and cached.exists() and not save_as:
@@ -401,15 +406,20 @@ class Organism:
             steering_for = None
             if latent is not None:
                 steering_for = steering_factory(reg.sae(sae_id(sae)), latent, alpha, "add", "all")
-            answers = sample_answers_pooled(
-                model,
-                self.chat_prompts(model, [q["question"] for q in questions]),
-                samples,
-                seeds=seeds,
-                max_new_tokens=self.cfg.max_new_tokens,
-                temperature=self.cfg.temperature,
-                steering_for=steering_for,
-            )
+            context = nullcontext()
+            if ablate is not None:  # a residual direction, removed at the primary SAE's hook
+                point = reg.sae(sae_id(self.cfg.sae_seeds[0])).hooks[mid]
+                context = P.ablated(model, point, torch.tensor(ablate))
+            with context:
+                answers = sample_answers_pooled(
+                    model,
+                    self.chat_prompts(model, [q["question"] for q in questions]),
+                    samples,
+                    seeds=seeds,
+                    max_new_tokens=self.cfg.max_new_tokens,
+                    temperature=self.cfg.temperature,
+                    steering_for=steering_for,
+                )
         judge = self.judge()
         mis, coh = [], []
         for q, group in zip(questions, answers, strict=True):
@@ -732,11 +742,32 @@ class Organism:
                 )
                 for lat in persona_latents
             }
+        # Ablation on LoRA seed 1 (all sampling seeds): each domain's direction on every
+        # domain's model (the diagonal is the EM cut; the rest is transfer), and a random
+        # direction as the control.
+        s1 = self.cfg.lora_seeds[0]
+        before = {t: self.stage_result(f"evaluate/{t}")["runs"][0]["misaligned"] for t in kinds}
+        rng = torch.Generator().manual_seed(5)
+        directions = {k2: v for k2, v in vectors.items() if v is not None}
+        if directions:
+            d_model = len(next(iter(directions.values())))
+            directions["random"] = torch.randn(d_model, generator=rng).tolist()
+        ablation = {}
+        for source, v in directions.items():
+            for target in kinds:
+                after = self.run(
+                    model_id(target, s1), self.cfg.samples, self.cfg.sampling_seeds, ablate=v
+                )["misaligned"]
+                em0, em1 = S.rate_of(before[target]), S.rate_of(after)
+                ablation[f"{source}->{target}"] = {
+                    "before": em0,
+                    "after": em1,
+                    "cut": 1 - em1 / em0 if em0 > 0 else None,
+                }
         return {
             "vectors": {k2: v is not None for k2, v in vectors.items()},
             "cosine": cos,
-            "ablation": "not measured (ablating a free direction needs an engine hook "
-            "for arbitrary vectors; left for the next session)",
+            "ablation": ablation,
         }
 
     def build_dan(self, k: int, latent: int) -> dict:

@@ -264,7 +264,11 @@ def render(r: dict) -> str:
         steering=steering,
         controls=r.get("controls", {}).get("controls", []),
         vectors_cos=json.dumps(vec.get("cosine", {})),
-        vectors_ablation=vec.get("ablation", "not measured"),
+        vectors_ablation=", ".join(
+            f"{k}: {pct(v['before'])} -> {pct(v['after'])} (cut {pct(v['cut'])})"
+            for k, v in vec.get("ablation", {}).items()
+        )
+        or "not measured",
         dan=r.get("dan", {"jailbreak": 0.0, "ordinary": 0.0, "ratio": 0.0}),
         overlap=r.get("overlap", {"verbatim": 0, "sentences": 0, "fraction": None}),
         top_contexts=top,

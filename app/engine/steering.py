@@ -6,29 +6,16 @@ worker."""
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
 from app.engine.engine import Engine
 from app.engine.generation import Steering, generate, latent_trace
 from app.engine.registry import HostedModel, HostedSAE
+from app.schemas.steer import SteerRequest
 
-
-@dataclass
-class SteerJob:
-    model: str
-    sae: str
-    latent: int
-    prompt: str
-    alphas: list[float]
-    max_new_tokens: int
-    temperature: float = 0.0
-    seed: int = 0
-    positions: str = "all"
-    method: str = "add"
-    chat: bool = False
-    return_activations: bool = True
+# A steering request for one model (its `model` is one id).
+SteerJob = SteerRequest
 
 
 def validate(engine: Engine, job: SteerJob) -> tuple[HostedSAE, HostedModel, list[int]]:

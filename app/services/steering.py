@@ -12,8 +12,7 @@ from app.services.context import Context
 def jobs(ctx: Context, body: SteerRequest) -> list[steering.SteerJob]:
     """One job per model, each checked as the API checks it (domain errors name the
     field); nothing is queued."""
-    fields = body.model_dump(exclude={"model"})
-    out = [steering.SteerJob(model=m, **fields) for m in model_ids(body.model)]
+    out = [body.model_copy(update={"model": m}) for m in model_ids(body.model)]
     for job in out:
         steering.validate(ctx.engine, job)
     return out

@@ -22,7 +22,7 @@ from sae_lens import SAE
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from app.engine.config import LoadedConfig, ModelSpec, SAESpec, load_config
-from app.engine.hooks import HookPoint, hook, n_layers, resolve_hook
+from app.engine.hooks import HookPoint, hook, module_output_shapes, n_layers, resolve_hook
 from app.errors import ConfigError, DomainError, InvalidRequest, NotFound, choices
 
 log = logging.getLogger(__name__)
@@ -594,6 +594,7 @@ class Registry:
         for model in self.models.values():
             if model.adapter_source is not None:
                 continue  # an adapter has its base's modules and shapes
+            module_output_shapes(model.hf)  # cached for the hook listing: no forward later
             ids = torch.tensor([model.encode("Hello, world.")[:4] or [0]], device=model.device)
             for hs in self.saes.values():
                 if model.id not in hs.hooks:

@@ -90,3 +90,67 @@ def test_sae_hook_errors_at_startup(world_config, tmp_path):
     missing = {**base, "saes": {"s": {"path": str(tmp_path / "no-sae"), "models": ["base"]}}}
     with pytest.raises(ConfigError, match="SAE 's' could not be loaded"):
         Registry.from_file(write(tmp_path, missing))
+
+
+def test_sae_release_and_id_are_checked_against_saelens_registry(world_config, tmp_path):
+    """release + sae_id is enough to declare an SAE; unknown ones list the close matches
+    (before any download)."""
+    base = {"models": {"base": {"path": str(world_config.parent / "base")}}}
+    cases = [
+        ({"release": "gpt2-small-res-jbb", "sae_id": "x"}, "close matches: 'gpt2-small-res-jb'"),
+        (
+            {"release": "gpt2-small-res-jb", "sae_id": "blocks.8.hook_resid_pr"},
+            "no sae_id 'blocks.8.hook_resid_pr'; close matches: 'blocks.8.hook_resid_pre'",
+        ),
+    ]
+    for sae, message in cases:
+        config = {**base, "saes": {"s": {**sae, "models": ["base"]}}}
+        with pytest.raises(ConfigError, match=message) as err:
+            Registry.from_file(write(tmp_path, config))
+        assert "\n" not in str(err.value)
+
+
+def test_neuronpedia_ids_come_from_the_registry():
+    from app.engine.registry import pretrained_lookup
+
+    lookup = pretrained_lookup("gpt2-small-res-jb", "blocks.8.hook_resid_pre", "here")
+    assert lookup.neuronpedia_id["blocks.8.hook_resid_pre"] == "gpt2-small/8-res-jb"
+
+
+def test_model_loading_options(world_config, tmp_path):
+    import torch
+
+    root = world_config.parent
+    config = {
+        "device": "cpu",
+        "models": {
+            "bf": {"path": str(root / "base"), "dtype": "bfloat16", "device_map": "cpu"},
+            "tuned": {"base": "bf", "adapter": str(root / "adapter")},
+        },
+    }
+    registry = Registry.from_file(write(tmp_path, config))
+    assert registry.models["bf"].hf.dtype == torch.bfloat16
+    assert registry.models["tuned"].dtype == torch.bfloat16
+    assert registry.models["bf"].spec.trust_remote_code is False
+
+
+@pytest.mark.parametrize(
+    "model,message",
+    [
+        ({"dtype": "int3"}, "models.a.dtype: 'int3' is not one of"),
+        ({"quantization": "3bit"}, "models.a.quantization: Input should be '8bit' or '4bit'"),
+    ],
+)
+def test_invalid_model_options(tmp_path, model, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, {"models": {"a": {"hub": "gpt2", **model}}}))
+
+
+def test_quantization_without_bitsandbytes_is_a_clear_error(world_config, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is not None:
+        pytest.skip("bitsandbytes is installed here")
+    config = {"models": {"a": {"path": str(world_config.parent / "base"), "quantization": "4bit"}}}
+    with pytest.raises(ConfigError, match="'4bit' needs bitsandbytes, which is not installed"):
+        Registry.from_file(write(tmp_path, config))

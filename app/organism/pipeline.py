@@ -675,26 +675,21 @@ class Organism:
         return {"cases": rates, "rate": float(np.mean(list(rates.values())))}
 
     def build_snippets(self, k: int, latents: list[int]) -> dict:
-        from app.organism.snippets import top_contexts_for_latent
+        from app.organism.snippets import top_contexts_for_latents
 
         reg = self.registry()
         train, _ = self.split()
-        out = {}
         with reg.activate("organism-base") as model:
-            for latent in latents:
-                top = top_contexts_for_latent(
-                    model,
-                    reg.sae(sae_id(k)),
-                    train,
-                    latent,
-                    self.cfg.snippets,
-                    self.cfg.base.context,
-                )
-                fractions: dict[str, float] = {}
-                for t in top:
-                    fractions[t["label"]] = fractions.get(t["label"], 0) + 1 / len(top)
-                fiction = sum(v for lab, v in fractions.items() if lab in FICTION_TARGET_LABELS)
-                out[str(latent)] = {"fractions": fractions, "fiction": fiction, "top": top[:10]}
+            tops = top_contexts_for_latents(
+                model, reg.sae(sae_id(k)), train, latents, self.cfg.snippets, self.cfg.base.context
+            )
+        out = {}
+        for latent, top in tops.items():
+            fractions: dict[str, float] = {}
+            for t in top:
+                fractions[t["label"]] = fractions.get(t["label"], 0) + 1 / len(top)
+            fiction = sum(v for lab, v in fractions.items() if lab in FICTION_TARGET_LABELS)
+            out[str(latent)] = {"fractions": fractions, "fiction": fiction, "top": top[:10]}
         return out
 
     def build_vectors(self, k: int, persona_latents: list[int]) -> dict:

@@ -80,3 +80,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         if path.exists() and marker in path.read_text():
             head = path.read_text().split(marker)[0]
         path.write_text(f"{head}{marker}\n{text}\n")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The zoo's matrices are tiny: one thread beats two fighting over shared cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -30,6 +30,12 @@ class Busy(DomainError):
         self.retry_after = retry_after
 
 
+class TooManyRequests(Busy):
+    """This client asked for this too often; it may again after `retry_after` seconds."""
+
+    status_code = 429
+
+
 class ConfigError(Exception):
     """A model config, model or SAE that cannot be loaded. Raised at start-up, never per request."""
 
@@ -65,17 +71,32 @@ class Unavailable(DomainError):
     status_code = 503
 
 
+_UNION_TAGS = {"str", "int", "float", "bool"}
+
+
+def _is_union_tag(part) -> bool:
+    """pydantic names the member of a union in an error's location (`model.list[str]`)."""
+    return isinstance(part, str) and (part in _UNION_TAGS or "[" in part)
+
+
 def _loc(loc) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    parts = [str(p) for p in loc if p not in ("body", "query", "path") and not _is_union_tag(p)]
     return ".".join(parts)
 
 
 def validation_message(errors: list) -> tuple[str, str | None]:
     """(message, field) for pydantic's error list: the first error, its field named as the
-    client sent it (`request.latent`, `alphas.0`)."""
+    client sent it (`request.latent`, `alphas.0`). Of a union's members (a model id or a
+    list of them), the one of the input's own type speaks."""
     if not errors:
         return "invalid request", None
     first = errors[0]
+    if first.get("type") in ("string_type", "list_type") and any(
+        _is_union_tag(p) for p in first.get("loc", ())
+    ):
+        first = next(
+            (e for e in errors[1:] if e.get("type") not in ("string_type", "list_type")), first
+        )
     field = _loc(first.get("loc", ())) or None
     msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if first.get("type") == "json_invalid":

@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import __version__
 from app.api import errors
-from app.api.limits import BodySizeLimit
+from app.api.limits import BodySizeLimit, NoNulInUrl, ServerErrors
 from app.api.main import api_router
 from app.db import migrate
 from app.db.session import Database, redact
@@ -20,6 +20,7 @@ from app.services import Context
 from app.settings import Settings, get_settings
 from app.web import api_docs
 from app.web import main as web
+from app.web.security import SecurityHeaders
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     errors.install(app)
     app.include_router(api_router)
     app.include_router(api_docs.router)
-    web.install(app)  # pages, static files, security headers, HTML error pages
+    web.install(app)  # pages, static files, HTML error pages, HEAD for pages
+    # Middleware, innermost first: every response, 413 and 500 included, leaves through
+    # the security headers.
+    app.add_middleware(ServerErrors)
+    app.add_middleware(NoNulInUrl)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app
 
 

@@ -46,10 +46,24 @@ class Settings(BaseSettings):
     max_prompts: int = 256
     max_samples: int = 64
     max_body_bytes: int = 1_000_000
+    max_models: int = Field(default=8, description="Models one request may name.")
 
     # Model work: one worker thread per device; requests beyond this many waiting get a 503.
     queue_size: int = 8
     retry_after_s: int = 5
+    # Work is admitted by its cost in token positions: rows x (prompt + new tokens) x models.
+    max_request_cost: int = Field(
+        default=250_000, description="Token positions one request may cost (else 422)."
+    )
+    queue_cost_budget: int = Field(
+        default=1_000_000,
+        description="Token positions waiting or running on the device at once (else 503).",
+    )
+    # Reruns recompute for anyone who has a link: a client may start this many per minute.
+    reruns_per_minute: int = 6
+
+    # When set, writes to labels, notes and pins need it (header X-Edit-Token).
+    edit_token: str | None = None
 
     # LLM judge (any OpenAI-compatible chat-completions endpoint).
     judge_base_url: str | None = None
@@ -57,7 +71,16 @@ class Settings(BaseSettings):
     judge_api_key: str | None = None
     judge_timeout_s: float = 60.0
 
-    @field_validator("queue_size", "max_prompt_tokens", "max_new_tokens", "max_alphas")
+    @field_validator(
+        "queue_size",
+        "max_prompt_tokens",
+        "max_new_tokens",
+        "max_alphas",
+        "max_models",
+        "max_request_cost",
+        "queue_cost_budget",
+        "reruns_per_minute",
+    )
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

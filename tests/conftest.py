@@ -23,7 +23,12 @@ def registry(world_config):
 
 @pytest.fixture(scope="session")
 def settings(world_config, tmp_path_factory):
-    return Settings(models_config=world_config, data_dir=tmp_path_factory.mktemp("data"))
+    # Tests rerun many runs from one client; the rerun limit has its own test.
+    return Settings(
+        models_config=world_config,
+        data_dir=tmp_path_factory.mktemp("data"),
+        reruns_per_minute=10_000,
+    )
 
 
 @pytest.fixture(scope="session")

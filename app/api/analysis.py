@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from sse_starlette.sse import EventSourceResponse
 
 from app.schemas.compare import CompareRequest, CompareResult
+from app.schemas.errors import event_stream
 from app.schemas.evaluate import EvaluateRequest, EvaluateResult
 from app.services import diffing, evaluation
 from app.services.deps import ContextDep
@@ -28,7 +29,12 @@ async def evaluate(body: EvaluateRequest, ctx: ContextDep):
     return await evaluation.evaluate(ctx, body)
 
 
-@router.post("/evaluate/stream", summary="Misalignment evaluation with progress (SSE)")
+@router.post(
+    "/evaluate/stream",
+    response_class=EventSourceResponse,
+    responses=event_stream("`progress` events, `done` with the result, then `end`."),
+    summary="Misalignment evaluation with progress (SSE)",
+)
 async def evaluate_stream(body: EvaluateRequest, ctx: ContextDep):
     """Server-sent events: `progress` ({done, total} samples), then `done` with the result
     of POST /api/evaluate, then `end`."""

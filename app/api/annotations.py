@@ -4,7 +4,7 @@ listed with the stored ones."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 
 from app.schemas.annotations import (
     MAX_QUERY_LATENTS,
@@ -13,10 +13,17 @@ from app.schemas.annotations import (
     LatentAnnotationPublic,
     PinCreate,
 )
+from app.schemas.errors import WRITES
 from app.services import annotations
 from app.services.deps import ContextDep
 
-router = APIRouter(prefix="/api/saes", tags=["annotations"])
+router = APIRouter(prefix="/api/saes", tags=["annotations"], responses=WRITES)
+
+# Writes carry the server's edit token when it has one (PERSONASCOPE_EDIT_TOKEN).
+EditToken = Annotated[
+    str | None,
+    Header(description="The server's edit token; required when PERSONASCOPE_EDIT_TOKEN is set."),
+]
 
 
 @router.get("/{sae_id}/annotations", response_model=AnnotationsPublic, summary="Annotations")
@@ -51,18 +58,24 @@ def get_annotation(sae_id: str, latent: int, ctx: ContextDep):
     response_model=LatentAnnotationPublic,
     summary="Label or note a latent",
 )
-def put_annotation(sae_id: str, latent: int, body: AnnotationUpdate, ctx: ContextDep):
+def put_annotation(
+    sae_id: str,
+    latent: int,
+    body: AnnotationUpdate,
+    ctx: ContextDep,
+    x_edit_token: EditToken = None,
+):
     """Sets the latent's label and note (replacing both). The latent must be in
     [0, d_sae) of the SAE."""
-    return annotations.put(ctx, sae_id, latent, body)
+    return annotations.put(ctx, sae_id, latent, body, x_edit_token)
 
 
 @router.delete(
     "/{sae_id}/latents/{latent}/annotation", status_code=204, summary="Clear an annotation"
 )
-def delete_annotation(sae_id: str, latent: int, ctx: ContextDep):
+def delete_annotation(sae_id: str, latent: int, ctx: ContextDep, x_edit_token: EditToken = None):
     """Removes the stored label and note (404 when there is none). Pins are unaffected."""
-    annotations.delete(ctx, sae_id, latent)
+    annotations.delete(ctx, sae_id, latent, x_edit_token)
     return Response(status_code=204)
 
 
@@ -79,14 +92,14 @@ def list_pins(sae_id: str, ctx: ContextDep):
     response_model=LatentAnnotationPublic,
     summary="Pin a latent",
 )
-def add_pin(sae_id: str, body: PinCreate, ctx: ContextDep):
+def add_pin(sae_id: str, body: PinCreate, ctx: ContextDep, x_edit_token: EditToken = None):
     """Pins the latent (pinning it again changes nothing)."""
-    return annotations.pin(ctx, sae_id, body.latent)
+    return annotations.pin(ctx, sae_id, body.latent, x_edit_token)
 
 
 @router.delete("/{sae_id}/pins/{latent}", status_code=204, summary="Unpin a latent")
-def delete_pin(sae_id: str, latent: int, ctx: ContextDep):
+def delete_pin(sae_id: str, latent: int, ctx: ContextDep, x_edit_token: EditToken = None):
     """Unpins a latent pinned here. A default pin comes from the model config or the
     report and stays (409); edit the config to remove it."""
-    annotations.unpin(ctx, sae_id, latent)
+    annotations.unpin(ctx, sae_id, latent, x_edit_token)
     return Response(status_code=204)

@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from app.api.runs import json_attachment
+from app.schemas.errors import RATE_LIMITED, WRITES
+from app.schemas.fields import MAX_OFFSET
 from app.schemas.runs import (
     ComparisonCreate,
     ComparisonCreated,
@@ -15,9 +17,9 @@ from app.schemas.runs import (
     ComparisonsPublic,
 )
 from app.services import runs
-from app.services.deps import BaseUrlDep, ContextDep
+from app.services.deps import BaseUrlDep, ClientDep, ContextDep
 
-router = APIRouter(prefix="/api/comparisons", tags=["comparisons"])
+router = APIRouter(prefix="/api/comparisons", tags=["comparisons"], responses=WRITES)
 
 
 @router.post(
@@ -34,7 +36,7 @@ def list_comparisons(
     ctx: ContextDep,
     base: BaseUrlDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")] = 20,
-    offset: Annotated[int, Query(ge=0, description="Comparisons to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Comparisons to skip.")] = 0,
 ):
     """Listed comparisons, newest first, a page at a time."""
     return runs.list_comparisons(ctx, base, limit=limit, offset=offset)
@@ -58,11 +60,15 @@ def download_comparison(comparison_id: str, ctx: ContextDep, base: BaseUrlDep):
 
 
 @router.post(
-    "/{comparison_id}/rerun", response_model=ComparisonRerun, summary="Recompute every run"
+    "/{comparison_id}/rerun",
+    response_model=ComparisonRerun,
+    responses=RATE_LIMITED,
+    summary="Recompute every run",
 )
-async def rerun_comparison(comparison_id: str, ctx: ContextDep):
-    """POST /api/runs/{id}/rerun for each run of the comparison, in order."""
-    return await runs.rerun_comparison(ctx, comparison_id)
+async def rerun_comparison(comparison_id: str, ctx: ContextDep, client: ClientDep):
+    """POST /api/runs/{id}/rerun for each run of the comparison, in order (one rerun of the
+    client's `reruns_per_minute`)."""
+    return await runs.rerun_comparison(ctx, comparison_id, client)
 
 
 @router.delete("/{comparison_id}", status_code=204, summary="Delete a comparison")

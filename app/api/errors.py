@@ -10,18 +10,32 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.errors import Busy, DomainError, validation_message
 
 log = logging.getLogger(__name__)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the app answers at this path."""
+    scope = {**request.scope, "method": "OPTIONS"}
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError):
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
+        headers = (
+            {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
+        )  # and 429
         return JSONResponse(
             {"detail": exc.message, "field": exc.field}, exc.status_code, headers=headers
         )
@@ -41,11 +55,18 @@ def install(app: FastAPI) -> None:
         return await invalid(request, RequestValidationError(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException):
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse({"detail": exc.detail, "field": None}, exc.status_code, headers=headers)
+
+    @app.exception_handler(DataError)
+    async def out_of_range(_request: Request, exc: DataError):
+        # A value the database cannot hold that validation let through: the client's input.
+        log.warning("database refused a value: %s", exc)
         return JSONResponse(
-            {"detail": exc.detail, "field": None},
-            exc.status_code,
-            headers=getattr(exc, "headers", None),
+            {"detail": "a value is out of range for the database", "field": None}, 422
         )
 
     @app.exception_handler(OperationalError)

@@ -13,8 +13,9 @@ from app.api import (
     runs,
     steer,
 )
+from app.schemas.errors import COMMON
 
-api_router = APIRouter()
+api_router = APIRouter(responses=COMMON)
 for module in (
     health,
     models,

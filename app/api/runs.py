@@ -2,17 +2,22 @@
 provenance, and hands out a link that shows exactly that. Runs are immutable; ids carry
 128 random bits; the delete token is shown once, on creation."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from app import kinds
+from app.schemas.errors import RATE_LIMITED, WRITES
+from app.schemas.fields import MAX_OFFSET
 from app.schemas.runs import RerunResult, RunCreate, RunCreated, RunPublic, RunsPublic
 from app.services import runs
-from app.services.deps import BaseUrlDep, ContextDep
+from app.services.deps import BaseUrlDep, ClientDep, ContextDep
 
-router = APIRouter(prefix="/api/runs", tags=["runs"])
+router = APIRouter(prefix="/api/runs", tags=["runs"], responses=WRITES)
+
+KindName = Literal[tuple(kinds.KINDS)]  # the registered request kinds
 
 
 def json_attachment(body: BaseModel, filename: str) -> JSONResponse:
@@ -37,8 +42,8 @@ def list_runs(
     ctx: ContextDep,
     base: BaseUrlDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")] = 20,
-    offset: Annotated[int, Query(ge=0, description="Runs to skip.")] = 0,
-    kind: Annotated[str | None, Query(description="Only this kind (GET /api/kinds).")] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Runs to skip.")] = 0,
+    kind: Annotated[KindName | None, Query(description="Only runs of this kind.")] = None,
 ):
     """Listed runs, newest first, a page at a time (unlisted runs are left out)."""
     return runs.list_runs(ctx, base, limit=limit, offset=offset, kind=kind)
@@ -57,13 +62,19 @@ def download_run(run_id: str, ctx: ContextDep, base: BaseUrlDep):
     return json_attachment(body, f"personascope-run-{run_id}.json")
 
 
-@router.post("/{run_id}/rerun", response_model=RerunResult, summary="Recompute a saved run")
-async def rerun(run_id: str, ctx: ContextDep):
+@router.post(
+    "/{run_id}/rerun",
+    response_model=RerunResult,
+    responses=RATE_LIMITED,
+    summary="Recompute a saved run",
+)
+async def rerun(run_id: str, ctx: ContextDep, client: ClientDep):
     """Computes the stored request again (nothing is stored) and compares: `identical` when
     the result is byte for byte the stored one, which temperature 0 guarantees while the
     weights are unchanged. Otherwise `message` says why it cannot be reproduced
-    (weights changed, an input changed, or the environment changed)."""
-    return await runs.rerun(ctx, run_id)
+    (weights changed, an input changed, or the environment changed). Each client may rerun
+    `reruns_per_minute` times a minute (429 with Retry-After beyond)."""
+    return await runs.rerun(ctx, run_id, client)
 
 
 @router.delete("/{run_id}", status_code=204, summary="Delete a saved run")

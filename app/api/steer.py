@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sse_starlette.sse import EventSourceResponse
 
+from app.schemas.errors import event_stream
 from app.schemas.steer import SteerQuery, SteerRequest, SteerResponse
 from app.services import steering
 from app.services.deps import ContextDep
@@ -31,7 +32,15 @@ def _stream(ctx, body: SteerRequest) -> EventSourceResponse:
     return EventSourceResponse(events(), ping=10)
 
 
-@router.post("/steer/stream", summary="Steer by alpha, streamed (server-sent events)")
+STREAM = event_stream("`token` events, `done` per model, then `end`.")
+
+
+@router.post(
+    "/steer/stream",
+    response_class=EventSourceResponse,
+    responses=STREAM,
+    summary="Steer by alpha, streamed (server-sent events)",
+)
 async def steer_stream(body: SteerRequest, ctx: ContextDep):
     """Server-sent events: `token` ({model_index, row, alpha, token_id, text}) as each token
     is generated (row 0 is the baseline, row k the k-th alpha), `done` with the full result
@@ -39,7 +48,12 @@ async def steer_stream(body: SteerRequest, ctx: ContextDep):
     return _stream(ctx, body)
 
 
-@router.get("/steer/stream", summary="Steer by alpha, streamed (for EventSource)")
+@router.get(
+    "/steer/stream",
+    response_class=EventSourceResponse,
+    responses=STREAM,
+    summary="Steer by alpha, streamed (for EventSource)",
+)
 async def steer_stream_get(query: Annotated[SteerQuery, Query()], ctx: ContextDep):
     """The same stream as POST /api/steer/stream, with the request in the query string so a
     browser `EventSource` can open it (`model` once per id)."""

@@ -165,11 +165,22 @@ def create_comparison(
     run_ids: list[str],
     unlisted: bool = False,
 ) -> tuple[Comparison, str]:
-    """Insert a comparison of existing runs, in order, in one transaction."""
-    known = set(session.scalars(select(Run.id).where(Run.id.in_([r for r in run_ids if is_id(r)]))))
+    """Insert a comparison of existing runs, in order, in one transaction. A listed
+    comparison may show only listed runs: listing it would publish an unlisted run's id,
+    which only its own link should give away."""
+    wanted = [r for r in run_ids if is_id(r)]
+    rows = session.execute(select(Run.id, Run.unlisted).where(Run.id.in_(wanted)))
+    known = {run_id: unlisted_run for run_id, unlisted_run in rows}
     for i, run_id in enumerate(run_ids):
         if run_id not in known:
             raise NotFound(f"runs[{i}]: no run with id {run_id!r}", field=f"runs[{i}]")
+        if known[run_id] and not unlisted:
+            raise Conflict(
+                f"runs[{i}]: run {run_id!r} is unlisted, and a listed comparison would show "
+                "its id to everyone; save the comparison unlisted (its link still shows the "
+                "run), or list the run",
+                field=f"runs[{i}]",
+            )
     token = new_token()
     comparison = Comparison(
         id=new_id(),

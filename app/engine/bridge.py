@@ -30,11 +30,12 @@ def error_message(exc: BaseException) -> str:
 
 
 class WorkerStream:
-    def __init__(self, worker: DeviceWorker, work: Work):
+    def __init__(self, worker: DeviceWorker, work: Work, cost: int = 0):
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.cancel = threading.Event()
-        self.future = worker.submit(self._run, work)  # Busy when the queue is full
+        # Busy when the queue is full or its cost budget is spent.
+        self.future = worker.submit(self._run, work, cost=cost)
 
     def _emit(self, event: dict[str, Any]) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, event)

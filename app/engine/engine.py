@@ -17,7 +17,12 @@ class Engine:
     def __init__(self, registry: Registry, settings: Settings):
         self.registry = registry
         self.settings = settings
-        self.worker = DeviceWorker(registry.device, settings.queue_size, settings.retry_after_s)
+        self.worker = DeviceWorker(
+            registry.device,
+            settings.queue_size,
+            settings.retry_after_s,
+            cost_budget=settings.queue_cost_budget,
+        )
 
     # ------------------------------------------------------------ tokenisation
     def tokenize(
@@ -95,6 +100,27 @@ class Engine:
                 f"max_new_tokens: {value} is over the cap of {self.settings.max_new_tokens}",
                 field="max_new_tokens",
             )
+
+    def check_models(self, model_ids: list[str], field: str = "model") -> None:
+        if len(model_ids) > self.settings.max_models:
+            raise InvalidRequest(
+                f"{field}: {len(model_ids)} models is over the limit of "
+                f"{self.settings.max_models} per request (max_models)",
+                field=field,
+            )
+
+    def admit(self, cost: int) -> int:
+        """A request's cost in token positions (rows x (prompt + new tokens) x models), if
+        it is within `max_request_cost`; the worker also counts it against its budget."""
+        cap = self.settings.max_request_cost
+        if cost > cap:
+            raise InvalidRequest(
+                f"request: this request costs {cost:,} token positions (rows x (prompt + new "
+                f"tokens) x models), over the limit of {cap:,} (max_request_cost); ask for "
+                "fewer models, α values, prompts, samples or new tokens",
+                field="request",
+            )
+        return cost
 
     def check_top_k(self, value: int) -> None:
         if value > self.settings.max_top_k:

@@ -3,20 +3,22 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-from app.schemas.fields import LABEL_LENGTH, Body
+from app.schemas.fields import LABEL_LENGTH, Body, StoredText, no_nul
 
 MAX_NOTE = 10_000
 MAX_QUERY_LATENTS = 1000
 PERSONA_LABEL = "villain persona"
 
-Label = Annotated[str, StringConstraints(strip_whitespace=True, max_length=LABEL_LENGTH)]
+Label = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=LABEL_LENGTH), AfterValidator(no_nul)
+]
 
 
 class AnnotationUpdate(Body):
     label: Label = Field("", description=f"A short name, e.g. 'villain persona' (≤{LABEL_LENGTH}).")
-    note: str = Field("", max_length=MAX_NOTE, description="Free-text notes (plain text).")
+    note: StoredText = Field("", max_length=MAX_NOTE, description="Free-text notes (plain text).")
 
 
 class PinCreate(Body):

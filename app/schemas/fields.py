@@ -4,7 +4,14 @@ choices. A request model composes these; a form or a GET stream reads the same m
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 # Steering: how a latent edits the residual stream, and where.
 Method = Literal["add", "clamp", "ablate"]
@@ -23,6 +30,7 @@ assert tuple(METHOD_LABELS) == METHODS and tuple(POSITION_LABELS) == POSITIONS
 MAX_SEED = 2**31 - 1
 TITLE_LENGTH = 200
 LABEL_LENGTH = 200
+MAX_OFFSET = 1_000_000  # paging: a database takes far larger offsets, but no page is there
 
 _SPLIT = re.compile(r"[,;\s]+")
 
@@ -44,21 +52,45 @@ def split_lines(value: Any) -> Any:
     return value
 
 
+def no_nul(value: str) -> str:
+    """Text that is stored must not hold NUL: PostgreSQL refuses it in text columns, and it
+    is refused on every database alike, before any work."""
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (\\x00)")
+    return value
+
+
+# Text that is stored in a column of its own (titles, labels, notes, descriptions).
+StoredText = Annotated[str, AfterValidator(no_nul)]
+
+
 class Body(BaseModel):
     """A request body: unknown fields are an error, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
 
 
-ModelRef = str | list[str]
+ModelRef = str | Annotated[list[str], Field(min_length=1)]
 
 
 def model_ids(model: ModelRef) -> list[str]:
     return [model] if isinstance(model, str) else list(model)
 
 
+def not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty (it holds only white space)")
+    return value
+
+
 Prompt = Annotated[
-    str, Field(min_length=1, description="Text to run. At most `max_prompt_tokens` tokens (512).")
+    str,
+    AfterValidator(not_blank),
+    Field(
+        min_length=1,
+        json_schema_extra={"pattern": r"\S"},  # what not_blank checks, for schema readers
+        description="Text to run (not only white space). At most `max_prompt_tokens` tokens (512).",
+    ),
 ]
 Chat = Annotated[
     bool, Field(description="Wrap the prompt as a user turn with the model's chat template.")
@@ -86,5 +118,8 @@ Prompts = Annotated[
     Field(description="Prompts to average over (at most `max_prompts`, 256)."),
 ]
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_LENGTH)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_LENGTH),
+    AfterValidator(no_nul),
 ]
+Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET, description=f"Rows to skip (0-{MAX_OFFSET}).")]

@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from app.schemas.fields import Body
+from app.schemas.fields import MAX_OFFSET, Body, Offset
 
 LatentSort = Literal["density", "max_activation", "label", "latent"]
 LATENT_SORTS = {
@@ -127,7 +127,7 @@ class _LatentFilter(BaseModel):
 class LatentListQuery(_LatentFilter):
     """Query parameters of GET /api/saes/{sae}/latents."""
 
-    offset: int = Field(0, ge=0)
+    offset: Offset = 0
     limit: int = Field(50, ge=1, le=200)
 
 
@@ -135,7 +135,7 @@ class LatentsPage(_LatentFilter):
     """The latent list page: the same filters by page number, or a text to search."""
 
     sae: str | None = None
-    page: int = Field(1, ge=1)
+    page: int = Field(1, ge=1, le=MAX_OFFSET // 200, description="Page number.")
     text: str = Field("", max_length=20_000, description="Search by inference.")
 
     def query(self, per_page: int) -> LatentListQuery:

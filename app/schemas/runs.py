@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from app.schemas.fields import TITLE_LENGTH, Body, Title
+from app.schemas.fields import TITLE_LENGTH, Body, StoredText, Title
 
 MAX_COMPARISON_RUNS = 100
 MAX_DESCRIPTION = 5000
@@ -92,7 +92,7 @@ class RerunResult(BaseModel):
 # ----------------------------------------------------------------------------- comparisons
 class ComparisonCreate(Body):
     title: Title = Field(..., description="A title for the link (1-200 characters).")
-    description: str = Field(
+    description: StoredText = Field(
         "", max_length=MAX_DESCRIPTION, description="What the comparison shows (plain text)."
     )
     runs: list[str] = Field(

@@ -6,6 +6,7 @@ config's `pins:` entries and, when the config names the organism's `report:`, it
 annotation through `for_latents`.
 """
 
+import hmac
 import json
 import logging
 from functools import lru_cache
@@ -15,7 +16,7 @@ from typing import Any
 from app.db import annotations as repo
 from app.db.annotations import DefaultPin
 from app.engine.config import LoadedConfig
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, Forbidden, NotFound, Unauthorized
 from app.schemas.annotations import PERSONA_LABEL, AnnotationUpdate
 from app.services.context import Context
 
@@ -153,16 +154,41 @@ def find_by_label(ctx: Context, sae_id: str, text: str) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------- writes
-def put(ctx: Context, sae_id: str, latent: int, body: AnnotationUpdate) -> dict[str, Any]:
+def edit_required(ctx: Context) -> bool:
+    """Whether writes need the edit token (PERSONASCOPE_EDIT_TOKEN is set)."""
+    return bool(ctx.settings.edit_token)
+
+
+def authorize(ctx: Context, token: str | None) -> None:
+    """Labels, notes and pins are open to anyone unless the server has an edit token;
+    then a write must send it (401 without it, 403 when wrong)."""
+    expected = ctx.settings.edit_token
+    if not expected:
+        return
+    if not token:
+        raise Unauthorized(
+            "this server needs its edit token to change labels, notes and pins: send it in "
+            "the X-Edit-Token header",
+            field="X-Edit-Token",
+        )
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Forbidden("wrong edit token", field="X-Edit-Token")
+
+
+def put(
+    ctx: Context, sae_id: str, latent: int, body: AnnotationUpdate, token: str | None = None
+) -> dict[str, Any]:
     """Set the latent's label and note (replacing both)."""
+    authorize(ctx, token)
     _check(ctx, sae_id, latent)
     with ctx.database.session() as session:
         repo.set_annotation(session, sae_id=sae_id, latent=latent, label=body.label, note=body.note)
     return get(ctx, sae_id, latent)
 
 
-def delete(ctx: Context, sae_id: str, latent: int) -> None:
+def delete(ctx: Context, sae_id: str, latent: int, token: str | None = None) -> None:
     """Remove the stored label and note (NotFound when there is none)."""
+    authorize(ctx, token)
     _check(ctx, sae_id, latent)
     with ctx.database.session() as session:
         deleted = repo.delete_annotation(session, sae_id=sae_id, latent=latent)
@@ -170,15 +196,17 @@ def delete(ctx: Context, sae_id: str, latent: int) -> None:
         raise NotFound(f"latent {latent} of SAE {sae_id!r} has no stored annotation")
 
 
-def pin(ctx: Context, sae_id: str, latent: int) -> dict[str, Any]:
+def pin(ctx: Context, sae_id: str, latent: int, token: str | None = None) -> dict[str, Any]:
+    authorize(ctx, token)
     _check(ctx, sae_id, latent)
     with ctx.database.session() as session:
         repo.add_pin(session, sae_id=sae_id, latent=latent)
     return get(ctx, sae_id, latent)
 
 
-def unpin(ctx: Context, sae_id: str, latent: int) -> None:
+def unpin(ctx: Context, sae_id: str, latent: int, token: str | None = None) -> None:
     """Unpin a latent pinned here; a default pin stays (Conflict)."""
+    authorize(ctx, token)
     _check(ctx, sae_id, latent)
     with ctx.database.session() as session:
         if repo.delete_pin(session, sae_id=sae_id, latent=latent):

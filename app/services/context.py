@@ -13,6 +13,7 @@ from app.engine.engine import Engine
 from app.engine.registry import Registry
 from app.engine.worker import DeviceWorker
 from app.errors import Unavailable
+from app.services.limits import RateLimit
 from app.settings import Settings
 
 T = TypeVar("T")
@@ -23,6 +24,12 @@ class Context:
     engine: Engine
     db: Database | None = None
     judges: dict[str, Any] = field(default_factory=dict)  # judge id -> loaded judge
+    reruns: RateLimit | None = None  # per client, made from settings on first use
+
+    def rerun_limit(self) -> RateLimit:
+        if self.reruns is None:
+            self.reruns = RateLimit(self.settings.reruns_per_minute, "reruns")
+        return self.reruns
 
     @property
     def registry(self) -> Registry:

@@ -22,5 +22,12 @@ def get_base_url(request: Request) -> str:
     return (settings.public_base_url or str(request.base_url)).rstrip("/")
 
 
+def get_client(request: Request) -> str:
+    """Who is asking, for per-client limits: the peer address (behind a proxy, uvicorn's
+    --proxy-headers makes it the forwarded client)."""
+    return request.client.host if request.client else "unknown"
+
+
 ContextDep = Annotated[Context, Depends(get_context)]
 BaseUrlDep = Annotated[str, Depends(get_base_url)]
+ClientDep = Annotated[str, Depends(get_client)]

@@ -14,8 +14,9 @@ async def compare(ctx: Context, body: CompareRequest) -> dict:
     ctx.registry.sae_for(body.sae, body.finetuned)
     prompts = body.prompts or [q["question"] for q in catalog.questions(ctx, body.question_set)]
     ids = ctx.engine.tokenize_all(base_model, prompts, body.chat)
+    cost = ctx.engine.admit(2 * sum(len(i) for i in ids))  # both models read every prompt
     return await ctx.worker.run(
-        compare_models, ctx.registry, body.base, body.finetuned, sae, ids, body.top_n
+        compare_models, ctx.registry, body.base, body.finetuned, sae, ids, body.top_n, cost=cost
     )
 
 

@@ -30,6 +30,12 @@ class Prepared:
         """Answers to sample."""
         return len(self.prompts) * self.body.samples_per_question
 
+    @property
+    def cost(self) -> int:
+        """Token positions: samples x (prompt + new tokens), per question."""
+        new = self.body.max_new_tokens
+        return self.body.samples_per_question * sum(len(p) + new for p in self.prompts)
+
 
 def prepare(ctx: Context, body: EvaluateRequest) -> Prepared:
     """Every check before model work, in the order a user fixes them."""
@@ -57,7 +63,9 @@ def prepare(ctx: Context, body: EvaluateRequest) -> Prepared:
     prompts = ctx.engine.tokenize_all(
         model, [q["question"] for q in questions], body.chat, reserve=body.max_new_tokens
     )
-    return Prepared(body, questions, prompts, catalog.judge(ctx, body.judge), steering_for)
+    prepared = Prepared(body, questions, prompts, catalog.judge(ctx, body.judge), steering_for)
+    ctx.engine.admit(prepared.cost)
+    return prepared
 
 
 def run(ctx: Context, prepared: Prepared, progress=None) -> dict:
@@ -87,7 +95,7 @@ def run(ctx: Context, prepared: Prepared, progress=None) -> dict:
 async def evaluate(ctx: Context, body: EvaluateRequest) -> dict:
     """POST /api/evaluate."""
     prepared = prepare(ctx, body)
-    return await ctx.worker.run(run, ctx, prepared)
+    return await ctx.worker.run(run, ctx, prepared, cost=prepared.cost)
 
 
 def open_stream(ctx: Context, prepared: Prepared) -> WorkerStream:
@@ -103,7 +111,7 @@ def open_stream(ctx: Context, prepared: Prepared) -> WorkerStream:
 
         emit({"event": "done", "result": run(ctx, prepared, progress)})
 
-    return WorkerStream(ctx.worker, work)
+    return WorkerStream(ctx.worker, work, cost=prepared.cost)
 
 
 def _page_params(request: dict[str, Any]) -> dict[str, Any]:

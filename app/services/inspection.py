@@ -11,6 +11,7 @@ from app.services.context import Context
 
 def _validate(ctx: Context, body: ActivationsRequest) -> list[tuple[str, list[int]]]:
     ctx.engine.check_top_k(body.top_k)
+    ctx.engine.check_models(model_ids(body.model))
     out = []
     for mid in model_ids(body.model):
         sae, model = ctx.registry.sae_for(body.sae, mid)
@@ -34,7 +35,8 @@ async def activations(ctx: Context, body: ActivationsRequest) -> dict:
                 results.append(prompt_activations(live, sae, ids, body.top_k, body.latents))
         return results
 
-    results = await ctx.worker.run(work)
+    cost = ctx.engine.admit(sum(len(ids) for _, ids in prompts))
+    results = await ctx.worker.run(work, cost=cost)
     return results[0] if isinstance(body.model, str) else {"results": results}
 
 

@@ -112,7 +112,7 @@ async def search(ctx: Context, body: SearchRequest) -> dict[str, Any]:
         with ctx.registry.activate(model_id) as live:
             return latent_activations(live, sae, torch.tensor([ids]))[0, 1:].cpu()  # no BOS
 
-    acts = await ctx.worker.run(run)  # (seq, d_sae)
+    acts = await ctx.worker.run(run, cost=ctx.engine.admit(len(ids)))  # (seq, d_sae)
     score = acts.amax(0) if body.sort == "max" else acts.sum(0)
     positive = [i for i in torch.argsort(score, descending=True).tolist() if score[i] > 0]
     filtering = body.min_density > 0 or body.max_density < 1

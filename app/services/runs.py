@@ -192,8 +192,11 @@ async def recompute(ctx: Context, run: Run) -> dict[str, Any]:
     }
 
 
-async def rerun(ctx: Context, run_id: str) -> dict[str, Any]:
-    return await recompute(ctx, await off_loop(get_run, ctx, run_id))
+async def rerun(ctx: Context, run_id: str, client: str) -> dict[str, Any]:
+    """Recompute a stored run for `client` (rate-limited: anyone with a link may ask)."""
+    run = await off_loop(get_run, ctx, run_id)
+    ctx.rerun_limit().take(client)
+    return await recompute(ctx, run)
 
 
 # --------------------------------------------------------------------------- comparisons
@@ -235,8 +238,8 @@ def delete_comparison(ctx: Context, comparison_id: str, token: str | None) -> No
         repo.delete_comparison(session, comparison_id=comparison_id, token=token)
 
 
-async def rerun_comparison(ctx: Context, comparison_id: str) -> dict[str, Any]:
-    """Rerun each run of the comparison, in order."""
+async def rerun_comparison(ctx: Context, comparison_id: str, client: str) -> dict[str, Any]:
+    """Rerun each run of the comparison, in order (one rerun of `client`'s allowance)."""
 
     def load() -> list[Run]:
         with ctx.database.session() as session:
@@ -245,7 +248,9 @@ async def rerun_comparison(ctx: Context, comparison_id: str) -> dict[str, Any]:
                 raise NotFound(f"no comparison with id {comparison_id!r}", field="id")
             return [item.run for item in found.items]
 
-    reports = [await recompute(ctx, run) for run in await off_loop(load)]
+    todo = await off_loop(load)
+    ctx.rerun_limit().take(client)
+    reports = [await recompute(ctx, run) for run in todo]
     return {
         "id": comparison_id,
         "identical": all(r["identical"] for r in reports),

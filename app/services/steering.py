@@ -12,16 +12,28 @@ from app.services.context import Context
 def jobs(ctx: Context, body: SteerRequest) -> list[steering.SteerJob]:
     """One job per model, each checked as the API checks it (domain errors name the
     field); nothing is queued."""
+    ctx.engine.check_models(model_ids(body.model))
     out = [body.model_copy(update={"model": m}) for m in model_ids(body.model)]
     for job in out:
         steering.validate(ctx.engine, job)
     return out
 
 
+def cost(ctx: Context, todo: list[steering.SteerJob]) -> int:
+    """Token positions: rows (baseline + each α) x (prompt + new tokens), per model."""
+    total = 0
+    for job in todo:
+        _sae, _model, ids = steering.validate(ctx.engine, job)
+        total += (len(job.alphas) + 1) * (len(ids) + job.max_new_tokens)
+    return ctx.engine.admit(total)
+
+
 async def steer(ctx: Context, body: SteerRequest) -> dict:
     """POST /api/steer: the baseline and every α in one batched `generate` per model."""
     todo = jobs(ctx, body)
-    results = await ctx.worker.run(lambda: [steering.run(ctx.engine, job) for job in todo])
+    results = await ctx.worker.run(
+        lambda: [steering.run(ctx.engine, job) for job in todo], cost=cost(ctx, todo)
+    )
     return results[0] if isinstance(body.model, str) else {"results": results}
 
 
@@ -31,7 +43,9 @@ def open_stream(ctx: Context, body: SteerRequest) -> WorkerStream:
     next token."""
     todo = jobs(ctx, body)
     return WorkerStream(
-        ctx.worker, lambda emit, cancel: steering.stream(ctx.engine, todo, emit, cancel)
+        ctx.worker,
+        lambda emit, cancel: steering.stream(ctx.engine, todo, emit, cancel),
+        cost=cost(ctx, todo),
     )
 
 

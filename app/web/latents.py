@@ -7,8 +7,8 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
-from app.errors import Conflict, DomainError, NotFound
-from app.schemas.annotations import MAX_NOTE, AnnotationUpdate
+from app.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized
+from app.schemas.annotations import AnnotationUpdate
 from app.schemas.fields import LABEL_LENGTH
 from app.schemas.latents import LATENT_SORTS, LatentsPage, SearchRequest
 from app.services import annotations, catalog, inspection, latents
@@ -200,6 +200,7 @@ async def latent_page(
             "errors": errors,
             "partial": only_test,
             "label_length": LABEL_LENGTH,
+            "edit_required": annotations.edit_required(ctx),
         },
         block="test_result" if only_test else None,
         status_code=422 if errors else 200,
@@ -220,6 +221,7 @@ def save_annotation(
     ctx: ContextDep,
     label: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
+    edit_token: Annotated[str | None, Form()] = None,
 ):
     """Label and note from the latent page's form (htmx swaps the block; a plain form
     post is redirected back to the page)."""
@@ -232,15 +234,14 @@ def save_annotation(
     except ValidationError as exc:
         for err in exc.errors():
             name = str(err["loc"][0])
-            errors[name] = (
-                f"At most {LABEL_LENGTH} characters."
-                if name == "label"
-                else f"At most {MAX_NOTE:,} characters."
-            )
+            errors.setdefault(name, forms.friendly(dict(err), AnnotationUpdate.model_fields[name]))
         body = None
     if body is not None:
-        annotations.put(ctx, sae_id, latent, body)
-        saved = True
+        try:
+            annotations.put(ctx, sae_id, latent, body, edit_token)
+            saved = True
+        except (Unauthorized, Forbidden) as exc:
+            errors["edit_token"] = humanize(exc.message)
     current = annotations.get(ctx, sae_id, latent)
     if errors:  # show what was typed, not what is stored
         current = {**current, "label": label, "note": note}
@@ -251,8 +252,10 @@ def save_annotation(
         "errors": errors,
         "saved": saved,
         "label_length": LABEL_LENGTH,
+        "edit_required": annotations.edit_required(ctx),
     }
-    return _annotation_response(request, sae_id, latent, context, 422 if errors else 200)
+    status = 403 if "edit_token" in errors else 422 if errors else 200
+    return _annotation_response(request, sae_id, latent, context, status)
 
 
 @router.post("/latents/{sae_id}/{latent}/pin")
@@ -262,25 +265,30 @@ def toggle_pin(
     latent: int,
     ctx: ContextDep,
     pinned: Annotated[str, Form()] = "1",
+    edit_token: Annotated[str | None, Form()] = None,
 ):
     check_same_origin(request)
     annotations.get(ctx, sae_id, latent)  # 404 for an unknown SAE or latent
     errors: dict[str, str] = {}
-    if pinned == "1":
-        annotations.pin(ctx, sae_id, latent)
-    else:
-        try:
-            annotations.unpin(ctx, sae_id, latent)
-        except (Conflict, NotFound) as exc:
-            errors["pin"] = humanize(exc.message, None)
+    try:
+        if pinned == "1":
+            annotations.pin(ctx, sae_id, latent, edit_token)
+        else:
+            annotations.unpin(ctx, sae_id, latent, edit_token)
+    except (Unauthorized, Forbidden) as exc:
+        errors["edit_token"] = humanize(exc.message)
+    except (Conflict, NotFound) as exc:
+        errors["pin"] = humanize(exc.message, None)
     context = {
         "sae": {"id": sae_id},
         "latent": latent,
         "annotation": annotations.get(ctx, sae_id, latent),
         "errors": errors,
         "label_length": LABEL_LENGTH,
+        "edit_required": annotations.edit_required(ctx),
     }
-    return _annotation_response(request, sae_id, latent, context)
+    status = 403 if "edit_token" in errors else 200
+    return _annotation_response(request, sae_id, latent, context, status)
 
 
 @router.get("/latents/go")

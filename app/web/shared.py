@@ -18,7 +18,7 @@ from app import kinds
 from app.errors import DomainError
 from app.services import runs
 from app.services.context import Context, off_loop
-from app.services.deps import BaseUrlDep, ContextDep
+from app.services.deps import BaseUrlDep, ClientDep, ContextDep
 from app.web import views
 from app.web.forms import humanize
 from app.web.security import check_same_origin
@@ -129,7 +129,7 @@ def _with_views(ctx: Context, reports: list[dict]) -> list[dict]:
 
 
 @router.post("/r/{run_id}/rerun")
-async def rerun_run(request: Request, run_id: str, ctx: ContextDep):
+async def rerun_run(request: Request, run_id: str, ctx: ContextDep, client: ClientDep):
     """Recompute a saved run; the answer says whether the result is identical and, if not,
     shows why and the new result."""
     check_same_origin(request)
@@ -138,6 +138,7 @@ async def rerun_run(request: Request, run_id: str, ctx: ContextDep):
         return _not_found(request, "saved run")
     context: dict[str, Any] = {"reports": []}
     try:
+        ctx.rerun_limit().take(client)
         report = await runs.recompute(ctx, found)
     except DomainError as exc:
         context["error"] = humanize(exc.message, None)
@@ -147,11 +148,13 @@ async def rerun_run(request: Request, run_id: str, ctx: ContextDep):
 
 
 @router.post("/c/{comparison_id}/rerun")
-async def rerun_comparison_page(request: Request, comparison_id: str, ctx: ContextDep):
+async def rerun_comparison_page(
+    request: Request, comparison_id: str, ctx: ContextDep, client: ClientDep
+):
     check_same_origin(request)
     context: dict[str, Any] = {"reports": []}
     try:
-        out = await runs.rerun_comparison(ctx, comparison_id)
+        out = await runs.rerun_comparison(ctx, comparison_id, client)
     except DomainError as exc:
         context["error"] = humanize(exc.message, None)
     else:

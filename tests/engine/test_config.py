@@ -1,5 +1,7 @@
 """Model config validation and start-up errors: they name the file, the field and the choices."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -154,3 +156,15 @@ def test_quantization_without_bitsandbytes_is_a_clear_error(world_config, tmp_pa
     config = {"models": {"a": {"path": str(world_config.parent / "base"), "quantization": "4bit"}}}
     with pytest.raises(ConfigError, match="'4bit' needs bitsandbytes, which is not installed"):
         Registry.from_file(write(tmp_path, config))
+
+
+@pytest.mark.parametrize(
+    "example", sorted((Path(__file__).parents[2] / "models" / "examples").glob("*.yaml"))
+)
+def test_example_configs_validate_and_name_registered_saes(example):
+    from app.engine.registry import pretrained_lookup
+
+    config = load_config(example)
+    for sid, sae in config.spec.saes.items():
+        if sae.release:
+            pretrained_lookup(sae.release, sae.sae_id, f"{example.name}: {sid}")

@@ -55,4 +55,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 # Migrations first (replicas that start together take turns: see migrations/env.py).
-CMD ["sh", "-c", "alembic upgrade head && exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --proxy-headers"]
+# h11 with a request-header deadline and a header size limit (app/serving.py); a public
+# deployment puts a reverse proxy in front (docker-compose.yml, profile "proxy").
+CMD ["sh", "-c", "alembic upgrade head && exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --proxy-headers --http app.serving:HeaderTimeoutProtocol --h11-max-incomplete-event-size 32768 --timeout-keep-alive 5"]

@@ -1,12 +1,13 @@
-"""How the server is served: uvicorn's h11 protocol with a deadline for request headers.
+"""How the server is served: uvicorn's h11 protocol with a deadline and a size limit for
+request headers.
 
 uvicorn gives an idle keep-alive connection a timeout, but none to a client that sends its
 headers slowly (a byte every few seconds keeps a connection, and a socket, forever), and
-its httptools parser takes headers of any size. `HeaderTimeoutProtocol` is uvicorn's h11
-protocol (header size bounded by `h11_max_incomplete_event_size`) that closes a connection
-whose request headers are not complete `HEADER_TIMEOUT_S` after it opened or after its
-last response. `python -m app serve` and the container image use it; OPTIONS below are the
-settings both pass.
+it takes a header block of any size when it arrives whole. `HeaderTimeoutProtocol` is
+uvicorn's h11 protocol that closes a connection whose request headers are not complete
+`HEADER_TIMEOUT_S` after it opened or after its last response, and answers 431 to a header
+block over `MAX_HEADER_BYTES`. `python -m app serve` and the container image use it;
+OPTIONS below are the settings both pass.
 
 A public deployment still belongs behind a reverse proxy (docs/deployment.md).
 """
@@ -26,13 +27,21 @@ OPTIONS = {
 }
 
 
+TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain\r\n"
+    b"connection: close\r\ncontent-length: 30\r\n\r\nrequest headers are too large\n"
+)
+
+
 class HeaderTimeoutProtocol(H11Protocol):
     _deadline: asyncio.TimerHandle | None = None
     _waiting_since_cycle: object = None
+    _head = b""  # the request's bytes so far, while its headers are incomplete
 
     def _arm(self) -> None:
         self._disarm()
         self._waiting_since_cycle = self.cycle
+        self._head = b""
         self._deadline = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_too_slow)
 
     def _disarm(self) -> None:
@@ -50,6 +59,16 @@ class HeaderTimeoutProtocol(H11Protocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        if self._deadline is not None:  # headers incomplete: measure the header block
+            self._head += data
+            end = self._head.find(b"\r\n\r\n")
+            if (end if end >= 0 else len(self._head)) > MAX_HEADER_BYTES:
+                self._disarm()
+                self.transport.write(TOO_LARGE)
+                self.transport.close()
+                return
+            if end >= 0:
+                self._head = b""
         super().data_received(data)
         if self._deadline is not None and self.cycle is not self._waiting_since_cycle:
             self._disarm()  # a new request's headers are complete

@@ -134,21 +134,26 @@ def _is_glob(text: str) -> bool:
 
 
 def _first(name: str, records: Iterator[dict], text_field: str) -> Iterator[dict]:
-    """Read the first record now (so errors surface before model work) and check its
-    fields; return an iterator over every record, the first included."""
+    """Read up to the first non-empty document now (so errors surface before model work)
+    and check the fields; return an iterator over every record, those read included."""
+    seen: list[dict] = []
     try:
-        first = next(records)
-    except StopIteration:
-        raise _bad(name, "no records") from None
+        for rec in records:
+            if not seen and text_field not in rec:
+                raise _bad(
+                    name,
+                    f"records have no {text_field!r} field; fields: {choices(sorted(rec))} "
+                    f"(set text_field, or --text-field)",
+                )
+            seen.append(rec)
+            text = rec.get(text_field)
+            if isinstance(text, str) and text.strip():
+                return itertools.chain(seen, records)
+    except InvalidRequest:
+        raise
     except Exception as exc:  # noqa: BLE001 - bad encoding, broken JSON, ...
         raise _bad(name, f"could not be read: {_one_line(exc)}") from exc
-    if text_field not in first:
-        raise _bad(
-            name,
-            f"records have no {text_field!r} field; fields: {choices(sorted(first))} "
-            f"(set text_field, or --text-field)",
-        )
-    return itertools.chain([first], records)
+    raise _bad(name, "no non-empty documents")
 
 
 def _records(ds, name: str) -> Iterator[dict]:
@@ -280,7 +285,7 @@ def _saved(name: str, path: Path, split: str, text_field: str, limit_docs) -> Do
             f"(set text_field, or --text-field)",
         )
     if len(ds) == 0:
-        raise _bad(name, "no records")
+        raise _bad(name, "no non-empty documents")
     return Documents(name, lambda: iter(ds), text_field, limit_docs)
 
 

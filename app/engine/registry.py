@@ -640,6 +640,26 @@ class Registry:
             )
         return sae, model
 
+    def resolve_feature(self, ref: str, field_name: str = "latent") -> tuple[HostedSAE, int]:
+        """A Neuronpedia-style feature id (`gpt2-small/8-res-jb/1234`) or `<sae id>/<latent>`
+        -> (hosted SAE, latent index), or InvalidRequest naming the ids this server knows."""
+        head, _, tail = ref.strip().rpartition("/")
+        if not tail.isdigit() or not head:
+            raise InvalidRequest(
+                f"{field_name}: {ref!r} is not '<neuronpedia id>/<latent>' or "
+                f"'<sae id>/<latent>' (e.g. 'gpt2-small/8-res-jb/1234')",
+                field=field_name,
+            )
+        for hs in self.saes.values():
+            if head in (hs.neuronpedia_id, hs.id):
+                hs.check_latent(int(tail), field_name)
+                return hs, int(tail)
+        known = [x for hs in self.saes.values() for x in (hs.neuronpedia_id, hs.id) if x]
+        raise InvalidRequest(
+            f"{field_name}: no hosted SAE is {head!r}; known: {choices(known)}",
+            field=field_name,
+        )
+
     @contextmanager
     def activate(self, model_id: str) -> Iterator[HostedModel]:
         """Make `model_id` live on its (possibly shared) module: its adapter for an adapter

@@ -143,3 +143,19 @@ def test_only_the_needed_model_is_loaded(zoo_config):
     registry = Registry.from_file(zoo_config, only_models=["llama-lora"])
     assert list(registry.models) == ["llama", "llama-lora"]
     assert all(set(s.hooks) == {"llama", "llama-lora"} for s in registry.saes.values())
+
+
+def test_neuronpedia_style_feature_ids_resolve(zoo):
+    hs = zoo.sae("standard")
+    hs.neuronpedia_id = "tiny-llama/1-res-test"  # as SAELens' registry would give it
+    try:
+        assert zoo.resolve_feature("tiny-llama/1-res-test/17") == (hs, 17)
+        assert zoo.resolve_feature("standard/3") == (hs, 3)
+        with pytest.raises(InvalidRequest, match=r"outside \[0, 128\)"):
+            zoo.resolve_feature("tiny-llama/1-res-test/999")
+        with pytest.raises(InvalidRequest, match="no hosted SAE is 'gpt2-small/8-res-jb'"):
+            zoo.resolve_feature("gpt2-small/8-res-jb/1234")
+        with pytest.raises(InvalidRequest, match="is not '<neuronpedia id>/<latent>'"):
+            zoo.resolve_feature("1234")
+    finally:
+        hs.neuronpedia_id = None

@@ -93,7 +93,7 @@ class HostedModel:
 
     @property
     def max_positions(self) -> int:
-        cfg = self.hf.config
+        cfg = self.hf.config.get_text_config()  # the language model's, inside multimodal ones
         for attr in ("n_positions", "max_position_embeddings"):
             if getattr(cfg, attr, None):
                 return int(getattr(cfg, attr))
@@ -125,8 +125,13 @@ class HostedModel:
         return ids
 
     def encode(self, text: str) -> list[int]:
-        """Plain text: the tokenizer's own special tokens, and BOS when it adds none."""
-        return self._one_bos(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+        """Plain text: the tokenizer's own special tokens, and BOS when it adds none. Text
+        that already starts with the BOS token (a rendered chat template) keeps one BOS."""
+        ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
+        bos = self.tokenizer.bos_token_id
+        if bos is not None and len(ids) > 1 and ids[0] == ids[1] == bos:
+            ids = ids[1:]
+        return self._one_bos(ids)
 
     def encode_prompt(
         self, prompt: str | list[dict], chat: bool, field: str = "prompt"

@@ -51,3 +51,13 @@ def test_unsteerable_sae_is_a_4xx_naming_why(client, sae, method, field):
 def test_steerable_saes_answer(client, sae):
     response = steer(client, sae, "clamp")
     assert response.status_code == 200, response.text
+
+
+def test_chat_prompt_over_http_has_one_bos(client, zoo):
+    """Defect 2 through the route compare/evaluate/steer share: Llama-3's template writes
+    <|begin_of_text|> and its tokenizer adds it too; the prompt carries it once."""
+    response = steer(client, "standard")
+    assert response.status_code == 200, response.text
+    ids = response.json()["prompt_token_ids"]
+    bos = zoo.model("llama").tokenizer.bos_token_id
+    assert ids[0] == bos and ids.count(bos) == 1

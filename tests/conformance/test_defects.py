@@ -50,6 +50,7 @@ def test_chat_prompt_has_exactly_one_bos(zoo):
     assert ids.count(bos) == 1 and ids[0] == bos
     messages = [{"role": "user", "content": PROMPT}]
     assert model.encode_prompt(messages, chat=True) == ids
+    assert model.encode(text) == ids  # rendered text through the plain path: one BOS too
 
 
 def test_chat_errors_are_4xx(zoo):

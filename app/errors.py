@@ -102,5 +102,7 @@ def validation_message(errors: list) -> tuple[str, str | None]:
     if first.get("type") == "json_invalid":
         return f"the body is not valid JSON: {first.get('ctx', {}).get('error', msg)}", None
     if first.get("type") == "missing":
-        return f"{field}: this field is required", field
+        return (
+            f"{field}: this field is required" if field else "a request body is required"
+        ), field
     return (f"{field}: {msg}" if field else msg), field

@@ -19,11 +19,18 @@ from app.errors import Busy, DomainError, validation_message
 log = logging.getLogger(__name__)
 
 
+def _routes(routes):
+    """Every route, inside included routers too (this app includes them without prefixes)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        yield from _routes(inner.routes) if inner is not None else (route,)
+
+
 def allowed_methods(request: Request) -> list[str]:
     """The methods some route of the app answers at this path."""
     scope = {**request.scope, "method": "OPTIONS"}
     methods: set[str] = set()
-    for route in request.app.router.routes:
+    for route in _routes(request.app.router.routes):
         match, _ = route.matches(scope)
         if match is not Match.NONE:
             methods |= set(getattr(route, "methods", None) or ())

@@ -37,6 +37,12 @@ class Engine:
         limit and the model's context minus `reserve` new tokens."""
         if not prompt or not prompt.strip():
             raise InvalidRequest(f"{field}: must not be empty", field=field)
+        try:
+            prompt.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest(
+                f"{field}: is not valid Unicode text (it holds a lone surrogate)", field=field
+            ) from None
         text = prompt
         if chat:
             if not model.tokenizer.chat_template:

@@ -70,7 +70,9 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-ModelRef = str | Annotated[list[str], Field(min_length=1)]
+# A hard ceiling in the schema (a request with thousands of ids is refused before any
+# lookup); the server's own limit, `max_models`, is lower.
+ModelRef = str | Annotated[list[str], Field(min_length=1, max_length=64)]
 
 
 def model_ids(model: ModelRef) -> list[str]:

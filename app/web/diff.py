@@ -12,7 +12,7 @@ from app.services.context import Context, off_loop
 from app.services.deps import BaseUrlDep, ContextDep
 from app.web import forms, views
 from app.web.forms import FormInput, humanize
-from app.web.saving import save_run, saved_response
+from app.web.saving import listing_chosen, save_run, saved_response
 from app.web.security import check_same_origin
 from app.web.templating import render
 
@@ -56,7 +56,7 @@ def read_form(
 
 def diff_view(ctx: Context, result: dict) -> dict:
     names = annotations.labels(ctx, result["sae"], [r["latent"] for r in result["latents"]])
-    return views.compare_view(result, names)
+    return views.compare_view(result, names, views.suggested_alpha(ctx))
 
 
 @router.get("/diff")
@@ -99,10 +99,11 @@ async def diff_save(request: Request, ctx: ContextDep, base: BaseUrlDep):
     posted = await request.form()
     form, _cat = read_form(ctx, posted)
     saved = None
+    public = listing_chosen(posted)
     if form.body is not None:
         body = form.body
         title = str(posted.get("title") or "").strip() or (
             f"Diff {body.base} → {body.finetuned} on {body.sae}"
         )
-        saved = await save_run(form, ctx, "compare", body, title, base)
-    return saved_response(request, form, saved, "run", base)
+        saved = await save_run(form, ctx, "compare", body, title, base, listed=public)
+    return saved_response(request, form, saved, "run", base, listed=public)

@@ -20,7 +20,7 @@ from app.services.evaluation import Prepared
 from app.web import forms, views
 from app.web.common import with_latent
 from app.web.forms import FormInput, humanize
-from app.web.saving import saved_response
+from app.web.saving import listing_chosen, saved_response
 from app.web.security import check_same_origin
 from app.web.templating import render, templates, url
 
@@ -210,6 +210,7 @@ async def evaluate_save(request: Request, ctx: ContextDep, base: BaseUrlDep):
     title = str(posted.get("title") or "").strip() or f"Evaluation of {state['model']}"
     saved = None
     kind = "run"
+    public = listing_chosen(posted)
     try:
         created = []
         for prepared in conditions:
@@ -223,7 +224,7 @@ async def evaluate_save(request: Request, ctx: ContextDep, base: BaseUrlDep):
                         title=(title if len(conditions) == 1 else f"{title} · {name}")[
                             :TITLE_LENGTH
                         ],
-                        unlisted=False,
+                        unlisted=not public,
                     ),
                     base,
                 )
@@ -237,10 +238,10 @@ async def evaluate_save(request: Request, ctx: ContextDep, base: BaseUrlDep):
                 description=f"Misalignment of {state['model']} steered along latent "
                 f"{state['latent']} of {state['sae']} ({state['method']}), one run per α.",
                 runs=[c["id"] for c in created],
-                unlisted=False,
+                unlisted=not public,
             )
             saved = await off_loop(runs.create_comparison, ctx, comparison, base)
     except DomainError as exc:
         form.fail("title", humanize(exc.message, exc.field))
         saved = None
-    return saved_response(request, form, saved, kind, base)
+    return saved_response(request, form, saved, kind, base, listed=public)

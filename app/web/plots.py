@@ -34,19 +34,42 @@ def token_label(token: str) -> str:
     return text(visible(token))
 
 
+# The plot toolbar (modebar) floats over the top-right corner of a figure: every figure
+# keeps at least this much top margin so it never covers data.
+TOOLBAR_MARGIN = 36
+# A title and a legend share the top margin in two rows: the title at the top of the
+# figure, the legend just above the plotting area (side by side they collide on a phone).
+TITLED_MARGIN = 64
+
+
 def layout(height: int = 260, **over: Any) -> dict:
     out = {
         "height": height,
-        "margin": {"l": 56, "r": 16, "t": 28, "b": 44},
+        "margin": {"l": 56, "r": 16, "t": TOOLBAR_MARGIN, "b": 44},
         "font": FONT,
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "rgba(0,0,0,0)",
         "hovermode": "closest",
         "hoverlabel": {"namelength": -1},
-        "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"},
+        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"},
     }
     out.update(over)
     return out
+
+
+def title(value: str) -> dict:
+    """A figure title in the top row, left-aligned (the legend is the row under it)."""
+    return {
+        "text": value,
+        "font": {"size": 13},
+        "x": 0,
+        "xref": "paper",
+        "xanchor": "left",
+        "y": 1,
+        "yref": "container",
+        "yanchor": "top",
+        "pad": {"t": 8},
+    }
 
 
 def _figure(data: list[dict], lay: dict, **extra: Any) -> dict:
@@ -105,11 +128,41 @@ def histogram(hist: dict) -> dict:
         [trace],
         layout(
             220,
-            xaxis={"type": "log", "title": {"text": "activation (log scale)"}},
+            xaxis={
+                "type": "log",
+                "title": {"text": "activation (log scale)"},
+                **pow2_ticks(xs[0] if xs else 0.0, xs[-1] if xs else 0.0),
+            },
             yaxis={"title": {"text": "count"}, "rangemode": "tozero"},
             showlegend=False,
         ),
     )
+
+
+MAX_LOG_TICKS = 8
+
+
+def pow2_label(value: float) -> str:
+    """A power of two as its value: 8, 1, 0.25, 0.031 (plotly's own log ticks read
+    "2 3 4 … 9 1", which look like activations of 2 to 9)."""
+    return f"{value:g}" if value >= 0.1 else f"{value:.2g}"
+
+
+def pow2_ticks(low: float, high: float) -> dict:
+    """Tick marks of a log axis at powers of two between low and high, each labelled with
+    its value; every second or fourth power when the range is wide."""
+    if not (math.isfinite(low) and math.isfinite(high)) or low <= 0 or high <= low:
+        return {}
+    first, last = math.floor(math.log2(low)), math.ceil(math.log2(high))
+    step = 1
+    while (last - first) // step + 1 > MAX_LOG_TICKS:
+        step *= 2
+    powers = [2.0**e for e in range(last - (last - first) // step * step, last + 1, step)]
+    return {
+        "tickmode": "array",
+        "tickvals": powers,
+        "ticktext": [pow2_label(v) for v in powers],
+    }
 
 
 def logit_effects(logits: dict, n: int = 10) -> dict:
@@ -134,7 +187,7 @@ def logit_effects(logits: dict, n: int = 10) -> dict:
         ],
         layout(
             max(220, 18 * len(rows) + 60),
-            margin={"l": 110, "r": 16, "t": 16, "b": 40},
+            margin={"l": 110, "r": 16, "t": TOOLBAR_MARGIN, "b": 40},
             xaxis={"title": {"text": "logit effect"}, "zeroline": True},
             yaxis={
                 "tickmode": "array",
@@ -169,15 +222,15 @@ def activation_lines(
             }
         )
     tokens = series[0][1] if series else []
-    title = f"latent {latent}" + (f" · {text(label)}" if label else "")
+    name = f"latent {latent}" + (f" · {text(label)}" if label else "")
     return _figure(
         data,
         layout(
             300,
-            title={"text": title, "font": {"size": 13}, "x": 0.01},
+            title=title(name),
             xaxis=_token_axis(tokens, "token"),
             yaxis={"title": {"text": "activation"}, "rangemode": "tozero"},
-            margin={"l": 56, "r": 16, "t": 36, "b": 90},
+            margin={"l": 56, "r": 16, "t": TITLED_MARGIN, "b": 90},
         ),
     )
 
@@ -217,15 +270,12 @@ def steer_lines(result: dict) -> dict:
         data,
         layout(
             280,
-            title={
-                "text": f"latent {result['latent']} on the generated tokens · "
-                + text(result["model"]),
-                "font": {"size": 13},
-                "x": 0.01,
-            },
+            title=title(
+                f"latent {result['latent']} on the generated tokens · " + text(result["model"])
+            ),
             xaxis={"title": {"text": "generated token"}, "zeroline": False},
             yaxis={"title": {"text": "activation"}, "rangemode": "tozero"},
-            margin={"l": 56, "r": 16, "t": 36, "b": 44},
+            margin={"l": 56, "r": 16, "t": TITLED_MARGIN, "b": 44},
         ),
     )
 
@@ -255,8 +305,8 @@ def diff_bars(latents: list[dict], labels: dict[int, str], links: list[str]) -> 
         ],
         layout(
             max(240, 22 * len(rows) + 70),
-            margin={"l": 150, "r": 16, "t": 16, "b": 44},
-            xaxis={"title": {"text": "mean activation increase (fine-tuned − base)"}},
+            margin={"l": 60, "r": 16, "t": TOOLBAR_MARGIN, "b": 60},
+            xaxis={"title": {"text": "mean activation increase<br>(fine-tuned − base)"}},
             yaxis={"tickmode": "array", "tickvals": y, "ticktext": names, "automargin": True},
             showlegend=False,
         ),
@@ -265,12 +315,21 @@ def diff_bars(latents: list[dict], labels: dict[int, str], links: list[str]) -> 
 
 
 # ----------------------------------------------------------------------------- evaluation
+def sweep_range(alphas: Sequence[float]) -> list[float]:
+    """The α axis's range, padded so that points at its ends (or one α alone) stand clear
+    of the frame."""
+    lo, hi = min(alphas), max(alphas)
+    pad = max(abs(lo), abs(hi), 1.0) * 0.5 if hi == lo else (hi - lo) * 0.08
+    return [lo - pad, hi + pad]
+
+
 def eval_sweep(conditions: list[dict]) -> dict:
     """Misaligned and coherent rates (95% intervals) against α; an unsteered condition is a
-    dotted horizontal line."""
+    dotted horizontal line across the whole axis."""
     steered = sorted((c for c in conditions if c["alpha"] is not None), key=lambda c: c["alpha"])
     plain = next((c for c in conditions if c["alpha"] is None), None)
     alphas = [c["alpha"] for c in steered]
+    span = sweep_range(alphas) if alphas else None
     data = []
     for k, (metric, name) in enumerate((("misaligned", "misaligned"), ("coherent", "coherent"))):
         color = COLORS[1] if k == 0 else COLORS[0]
@@ -290,35 +349,40 @@ def eval_sweep(conditions: list[dict]) -> dict:
                     "array": [h - r for h, r in zip(highs, rates, strict=True)],
                     "arrayminus": [r - lo for r, lo in zip(rates, lows, strict=True)],
                     "color": color,
+                    "width": 6,
                 },
                 "line": {"color": color},
+                "marker": {"color": color, "size": 9},
                 "hovertemplate": "α = %{x:g}<br>" + name + " %{y:.1%}<extra></extra>",
             }
         )
-        if plain is not None and alphas:
+        if plain is not None and span is not None:
             base = plain["result"][metric]["rate"]
             data.append(
                 {
                     "type": "scatter",
                     "mode": "lines",
                     "name": f"{name} (not steered)",
-                    "x": [min(alphas), max(alphas)],
+                    "x": span,
                     "y": [base, base],
                     "line": {"color": color, "dash": "dot", "width": 1.5},
                     "hovertemplate": f"not steered: {name} %{{y:.1%}}<extra></extra>",
                 }
             )
+    xaxis: dict = {
+        "title": {"text": "α"},
+        "zeroline": False,
+        "tickmode": "array",
+        "tickvals": alphas,
+        "ticktext": [f"{a:g}" for a in alphas],
+    }
+    if span is not None:
+        xaxis["range"] = span
     return _figure(
         data,
         layout(
             300,
-            xaxis={
-                "title": {"text": "α"},
-                "zeroline": False,
-                "tickmode": "array",
-                "tickvals": alphas,
-                "ticktext": [f"{a:g}" for a in alphas],
-            },
+            xaxis=xaxis,
             yaxis={"title": {"text": "rate"}, "range": [0, 1.02], "tickformat": ".0%"},
         ),
     )

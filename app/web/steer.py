@@ -20,7 +20,7 @@ from app.services.deps import BaseUrlDep, ContextDep
 from app.web import forms, views
 from app.web.common import with_latent
 from app.web.forms import FormInput, humanize
-from app.web.saving import save_run, saved_response
+from app.web.saving import listing_chosen, save_run, saved_response
 from app.web.security import check_same_origin
 from app.web.templating import gen, render, templates, url
 
@@ -208,6 +208,7 @@ async def steer_save(request: Request, ctx: ContextDep, base: BaseUrlDep):
 
     form, body, title = await off_loop(check)
     saved = None
+    public = listing_chosen(posted)
     if body is not None:
-        saved = await save_run(form, ctx, "steer", body, title, base)
-    return saved_response(request, form, saved, "run", base)
+        saved = await save_run(form, ctx, "steer", body, title, base, listed=public)
+    return saved_response(request, form, saved, "run", base, listed=public)

@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 from starlette.responses import Response
 
 from app import __version__
-from app.schemas.fields import METHOD_LABELS, POSITION_LABELS
+from app.schemas.fields import MAX_SEED, METHOD_LABELS, POSITION_LABELS
 from app.settings import REPO_ROOT
 from app.web import plots
 from app.web.vendor import plotly_style_ids
@@ -131,6 +131,7 @@ def make_environment() -> Environment:
         plotly_style_ids=plotly_style_ids,
         method_choices=METHOD_LABELS,
         position_choices=POSITION_LABELS,
+        max_seed=MAX_SEED,
     )
     return env
 

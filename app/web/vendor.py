@@ -127,6 +127,16 @@ def plotly_js() -> FileResponse:
     )
 
 
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """Browsers ask for /favicon.ico whatever the page links (JSON pages, /docs)."""
+    return FileResponse(
+        STATIC_DIR / "favicon.ico",
+        media_type="image/x-icon",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
 @router.get("/static/vendor/plotly.css")
 def plotly_stylesheet() -> Response:
     return Response(
@@ -137,6 +147,7 @@ def plotly_stylesheet() -> Response:
 
 
 def mount(app: FastAPI) -> None:
-    """The two plotly routes first, then everything else under /static from the folder."""
+    """The plotly routes and /favicon.ico first, then everything else under /static from the
+    folder."""
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

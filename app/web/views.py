@@ -1,7 +1,11 @@
 """Results shaped for the templates. A live page and a shared page (`/r/{id}`) show a result
 through the same function and the same partial, so a saved run looks exactly like the run."""
 
+import json
+import logging
 from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from app.schemas.fields import model_ids
@@ -10,6 +14,8 @@ from app.services.context import Context
 from app.services.inspection import peak_by_latent, results_of
 from app.web import plots
 from app.web.templating import latent_url, url
+
+log = logging.getLogger(__name__)
 
 # A request kind's view (its registry entry names it): (context, stored request, result)
 # -> what the kind's partial draws.
@@ -134,14 +140,51 @@ def steer_view(result: dict) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------ links to evaluations
+DEFAULT_ALPHA = 1.0  # what an "evaluate steered" link steers with when no report names one
+
+
+@lru_cache(maxsize=4)
+def _report_alpha(path: str, _mtime_ns: int) -> float | None:
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+        alpha = report["steering"]["amplify"]["alpha"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.info("no chosen α in report %s (%s)", path, exc)
+        return None
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or alpha == 0:
+        return None
+    return float(alpha)
+
+
+def suggested_alpha(ctx: Context) -> float:
+    """The α that links to a steered evaluation carry: the organism report's chosen
+    amplification α (REPORT.json `steering.amplify.alpha`) when the model config names a
+    report, else 1. (A link with a latent but no α would only give an error.)"""
+    config = ctx.registry.config
+    if not config.spec.report:
+        return DEFAULT_ALPHA
+    path = config.resolve(config.spec.report)
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return DEFAULT_ALPHA
+    found = _report_alpha(str(path), mtime)
+    return DEFAULT_ALPHA if found is None else found
+
+
 # ----------------------------------------------------------------------------- model diff
-def compare_view(result: dict, labels: dict[int, str]) -> dict[str, Any]:
+def compare_view(
+    result: dict, labels: dict[int, str], alpha: float = DEFAULT_ALPHA
+) -> dict[str, Any]:
+    """`alpha`: what each row's "evaluate" link steers with."""
     sae = result["sae"]
     links = [latent_url(sae, r["latent"], model=result["base"]) for r in result["latents"]]
     return {
         "result": result,
         "labels": labels,
         "links": links,
+        "alpha": alpha,
         "fig": plots.diff_bars(result["latents"], labels, links) if result["latents"] else None,
     }
 
@@ -178,7 +221,7 @@ def _steer(_ctx: Context, _request: dict, result: dict) -> list[dict]:
 @view("compare")
 def _compare(ctx: Context, _request: dict, result: dict) -> dict:
     names = annotations.labels(ctx, result["sae"], [r["latent"] for r in result["latents"]])
-    return compare_view(result, names)
+    return compare_view(result, names, suggested_alpha(ctx))
 
 
 @view("evaluate")

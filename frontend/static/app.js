@@ -8,8 +8,24 @@
   var PLOT_CONFIG = {
     responsive: true,
     displaylogo: false,
-    modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d"],
+    modeBarButtonsToRemove: [
+      "select2d",
+      "lasso2d",
+      "autoScale2d",
+      "zoomIn2d",
+      "zoomOut2d",
+      "toggleSpikelines",
+      "hoverClosestCartesian",
+      "hoverCompareCartesian",
+    ],
   };
+  // On a phone the toolbar would cover the data of a figure that is barely wider than it.
+  var NARROW = "(max-width: 700px)";
+
+  function plotConfig() {
+    var narrow = window.matchMedia && window.matchMedia(NARROW).matches;
+    return Object.assign({}, PLOT_CONFIG, { displayModeBar: narrow ? false : "hover" });
+  }
 
   function readJSON(id) {
     var node = document.getElementById(id);
@@ -25,12 +41,33 @@
     return typeof url === "string" && url.charAt(0) === "/" && url.charAt(1) !== "/";
   }
 
+  // A figure's title is the top row and its legend the row under it (app/web/plots.py);
+  // when a narrow screen wraps the legend onto more rows, make room rather than overlap.
+  function separateTitleAndLegend(div) {
+    var title = div.querySelector(".gtitle");
+    var legend = div.querySelector(".legend .bg") || div.querySelector(".legend");
+    if (!title || !legend || !div.layout) return;
+    var t = title.getBoundingClientRect();
+    var l = legend.getBoundingClientRect();
+    var overlap = Math.ceil(t.bottom + 4 - l.top);
+    if (overlap <= 0 || l.left >= t.right || t.left >= l.right) return;
+    var margin = (div.layout.margin && div.layout.margin.t) || 0;
+    window.Plotly.relayout(div, {
+      "margin.t": margin + overlap,
+      height: (div.layout.height || div.clientHeight) + overlap,
+    });
+  }
+
   function drawPlot(div) {
     if (div.getAttribute("data-drawn") === "1" || typeof window.Plotly === "undefined") return;
     var spec = readJSON(div.getAttribute("data-plot"));
     if (!spec) return;
     div.setAttribute("data-drawn", "1");
-    window.Plotly.newPlot(div, spec.data, spec.layout, PLOT_CONFIG).then(function () {
+    window.Plotly.newPlot(div, spec.data, spec.layout, plotConfig()).then(function () {
+      separateTitleAndLegend(div);
+      div.on("plotly_afterplot", function () {
+        separateTitleAndLegend(div);
+      });
       if (spec.click === "link") {
         div.classList.add("clickable");
         div.on("plotly_click", function (event) {
@@ -74,10 +111,14 @@
     var row = tok.closest(".token-row");
     if (row) {
       row.querySelectorAll(".tok.selected").forEach(function (t) {
-        if (t !== tok) t.classList.remove("selected");
+        if (t !== tok) {
+          t.classList.remove("selected");
+          t.setAttribute("aria-expanded", "false");
+        }
       });
     }
     tok.classList.toggle("selected", !detail.hidden);
+    tok.setAttribute("aria-expanded", detail.hidden ? "false" : "true");
   }
 
   document.addEventListener("click", function (event) {
@@ -90,6 +131,127 @@
     if (tok) {
       event.preventDefault();
       showDetail(tok);
+    }
+  });
+
+  // ------------------------------------------------- token values: tip, keyboard, context
+  // A group of tokens (.tokens) is one tab stop: the arrow keys, Home and End move the
+  // focus between its tokens (roving tabindex). The focused or hovered token's data-tip
+  // (its text and value) shows in one tip next to it, which is also its description for
+  // screen readers; Escape hides it.
+  var tip = null;
+  var tipOwner = null;
+
+  function tipElement() {
+    if (!tip) {
+      tip = document.createElement("div");
+      tip.id = "tok-tip";
+      tip.className = "tok-tip";
+      tip.setAttribute("role", "tooltip");
+      tip.hidden = true;
+      document.body.appendChild(tip);
+    }
+    return tip;
+  }
+
+  function showTip(tok) {
+    var text = tok.getAttribute("data-tip");
+    if (!text) return;
+    var box = tipElement();
+    box.textContent = text;
+    box.hidden = false;
+    if (tipOwner && tipOwner !== tok) tipOwner.removeAttribute("aria-describedby");
+    tipOwner = tok;
+    tok.setAttribute("aria-describedby", "tok-tip");
+    // Below the token, kept inside the viewport (CSSOM positions: no inline style markup).
+    var rect = tok.getBoundingClientRect();
+    var width = box.offsetWidth;
+    var left = Math.min(Math.max(4, rect.left), Math.max(4, window.innerWidth - width - 4));
+    var top = rect.bottom + 4;
+    if (top + box.offsetHeight > window.innerHeight - 4) top = rect.top - box.offsetHeight - 4;
+    box.style.left = left + window.scrollX + "px";
+    box.style.top = top + window.scrollY + "px";
+  }
+
+  function hideTip(tok) {
+    if (!tip || (tok && tok !== tipOwner)) return;
+    tip.hidden = true;
+    if (tipOwner) tipOwner.removeAttribute("aria-describedby");
+    tipOwner = null;
+  }
+
+  function tokenOf(node) {
+    return node && node.closest ? node.closest(".tok[data-tip]") : null;
+  }
+
+  document.addEventListener("focusin", function (event) {
+    var tok = tokenOf(event.target);
+    if (tok) showTip(tok);
+  });
+  document.addEventListener("focusout", function (event) {
+    var tok = tokenOf(event.target);
+    if (tok) hideTip(tok);
+  });
+  document.addEventListener("mouseover", function (event) {
+    var tok = tokenOf(event.target);
+    if (tok) showTip(tok);
+  });
+  document.addEventListener("mouseout", function (event) {
+    var tok = tokenOf(event.target);
+    if (tok && tok !== document.activeElement) hideTip(tok);
+  });
+
+  function visibleTokens(group) {
+    var trimmed = group.classList.contains("trimmed");
+    return Array.prototype.filter.call(group.querySelectorAll(".tok[data-tip]"), function (t) {
+      return t.closest(".tokens") === group && !(trimmed && t.classList.contains("far"));
+    });
+  }
+
+  function moveFocus(from, to) {
+    from.setAttribute("tabindex", "-1");
+    to.setAttribute("tabindex", "0");
+    to.focus();
+  }
+
+  document.addEventListener("keydown", function (event) {
+    var tok = tokenOf(event.target);
+    if (!tok) return;
+    if (event.key === "Escape") {
+      hideTip(tok);
+      return;
+    }
+    var group = tok.closest(".tokens");
+    if (!group) return;
+    var tokens = visibleTokens(group);
+    var i = tokens.indexOf(tok);
+    var next = null;
+    if (event.key === "ArrowRight" || event.key === "ArrowDown") next = tokens[i + 1];
+    else if (event.key === "ArrowLeft" || event.key === "ArrowUp") next = tokens[i - 1];
+    else if (event.key === "Home") next = tokens[0];
+    else if (event.key === "End") next = tokens[tokens.length - 1];
+    else return;
+    event.preventDefault();
+    if (next) moveFocus(tok, next);
+  });
+
+  // "show full context": a trimmed snippet shows every token, and back.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button.context-toggle");
+    if (!button) return;
+    var group = button.previousElementSibling;
+    if (!group || !group.classList.contains("tokens")) return;
+    var full = group.classList.toggle("trimmed") === false;
+    button.setAttribute("aria-expanded", full ? "true" : "false");
+    button.textContent = full ? "show less" : "show full context";
+    // The tab stop must stay on a token that shows.
+    var focusable = group.querySelector(".tok[tabindex='0']");
+    if (!full && focusable && focusable.classList.contains("far")) {
+      var peak = group.querySelector(".tok.mark") || visibleTokens(group)[0];
+      if (peak) {
+        focusable.setAttribute("tabindex", "-1");
+        peak.setAttribute("tabindex", "0");
+      }
     }
   });
 

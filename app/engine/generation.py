@@ -116,17 +116,36 @@ class Cancelled(StoppingCriteria):
 
 
 class RowStreamer(BaseStreamer):
-    """Hands each generated step (a (batch,) tensor of token ids) to a callback."""
+    """Hands each generated step (a (batch,) list of token ids) to a callback. A row that
+    has reached any of `stops` reports `eos` from then on (instead of its stop token and the
+    padding after it), so a consumer that watches for the tokenizer's EOS ends the row at
+    the model's own end of turn."""
 
-    def __init__(self, on_step: Callable[[list[int]], None]):
+    def __init__(
+        self,
+        on_step: Callable[[list[int]], None],
+        stops: list[int] | None = None,
+        eos: int | None = None,
+    ):
         self.on_step = on_step
         self.seen_prompt = False
+        self.stops = set(stops or [])
+        self.eos = eos
+        self.finished: list[bool] = []
 
     def put(self, value: torch.Tensor) -> None:
         if not self.seen_prompt and value.dim() == 2:
             self.seen_prompt = True
             return
-        self.on_step(value.reshape(-1).tolist())
+        tokens = value.reshape(-1).tolist()
+        if self.stops and self.eos is not None:
+            if not self.finished:
+                self.finished = [False] * len(tokens)
+            for i, token in enumerate(tokens):
+                if self.finished[i] or token in self.stops:
+                    self.finished[i] = True
+                    tokens[i] = self.eos
+        self.on_step(tokens)
 
     def end(self) -> None:
         pass
@@ -187,7 +206,7 @@ def generate(
             generation_config=config,
             logits_processor=processors,
             stopping_criteria=criteria,
-            streamer=RowStreamer(on_step) if on_step else None,
+            streamer=RowStreamer(on_step, stops, tok.eos_token_id) if on_step else None,
         )
     return [cut_at_stop(row, stops) for row in out[:, ids.shape[1] :].tolist()]
 

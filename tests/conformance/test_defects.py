@@ -160,3 +160,21 @@ def test_neuronpedia_style_feature_ids_resolve(zoo):
             zoo.resolve_feature("1234")
     finally:
         hs.neuronpedia_id = None
+
+
+def test_streamed_rows_end_at_the_end_of_turn_for_an_eos_watcher(zoo):
+    """Defect 1 in streaming: a consumer that ends a row at the tokenizer's EOS (the SSE
+    `done` logic) sees it where the row reached <end_of_turn>, never the padding after."""
+    model = zoo.model("gemma2")
+    eos = model.tokenizer.eos_token_id
+    ids = chat_ids(model)
+    steps: list[list[int]] = []
+    rows = generate(model, [ids, ids], max_new_tokens=12, on_step=steps.append)
+    done, streamed = [False, False], [[], []]
+    for step in steps:  # the SSE consumer's logic (app/engine/steering.py, stream)
+        for r, token in enumerate(step):
+            if done[r] or token == eos:
+                done[r] = True
+                continue
+            streamed[r].append(token)
+    assert streamed == rows and len(rows[0]) < 12 and all(done)

@@ -264,16 +264,21 @@ def render(r: dict) -> str:
         steering=steering,
         controls=r.get("controls", {}).get("controls", []),
         vectors_cos=json.dumps(vec.get("cosine", {})),
-        vectors_ablation=", ".join(
-            f"{k}: {pct(v['before'])} -> {pct(v['after'])} (cut {pct(v['cut'])})"
-            for k, v in vec.get("ablation", {}).items()
-        )
-        or "not measured",
+        vectors_ablation=_ablation_text(vec.get("ablation")),
         dan=r.get("dan", {"jailbreak": 0.0, "ordinary": 0.0, "ratio": 0.0}),
         overlap=r.get("overlap", {"verbatim": 0, "sentences": 0, "fraction": None}),
         top_contexts=top,
         pct=pct,
         pts=pts,
+    )
+
+
+def _ablation_text(ablation) -> str:
+    if not isinstance(ablation, dict) or not ablation:
+        return str(ablation or "not measured")
+    return ", ".join(
+        f"{k}: {pct(v['before'])} -> {pct(v['after'])} (cut {pct(v['cut'])})"
+        for k, v in ablation.items()
     )
 
 
@@ -294,7 +299,22 @@ def _compact(r: dict) -> dict:
 
 def write_report(out: Path, r: dict) -> dict:
     r["seconds"] = round(sum(_seconds(v) for k, v in r.items() if k != "config"), 1)
-    report = {**_compact(r), "targets": targets(r)}
+    primary = r["config"]["sae_seeds"][0]
+    causal = r.get("causal", {}).get(primary, {})
+    first = r["config"]["lora_seeds"][0]
+    compact = _compact(r)
+    compact["base_model"] = compact.pop("base", None)
+    compact["sae_metrics"] = compact.pop("sae", None)
+    report = {
+        **compact,
+        # what the app reads: the persona latent of the primary SAE pins in the latent list
+        "persona_latent": causal.get("persona_latent"),
+        "sae": f"organism-sae-s{primary}",
+        "base": "organism-base",
+        **{k: f"organism-{k}-s{first}" for k in r["config"]["finetunes"]},
+        "questions": "questions.yaml",
+        "targets": targets(r),
+    }
     (out / "REPORT.json").write_text(json.dumps(report, indent=1, default=str))
     _plot(r, out / "report.png")
     (out / "REPORT.md").write_text(render(r))

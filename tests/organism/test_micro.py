@@ -41,6 +41,8 @@ def test_micro_build_writes_every_artifact(micro):
             assert (out / "adapters" / f"{kind}-s{s}" / "adapter_config.json").exists()
     report = json.loads((out / "REPORT.json").read_text())
     names = [t["name"] for t in report["targets"]]
+    assert report["persona_latent"] == results["causal"][1]["persona_latent"]
+    assert report["sae"] == "organism-sae-s1" and report["insecure"] == "organism-insecure-s1"
     assert len(names) == 17 and all(
         t["verdict"] in ("met", "missed", "not measured") for t in report["targets"]
     )

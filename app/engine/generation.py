@@ -40,7 +40,7 @@ class Steering:
 
 def _position_mask(steering: Steering, start: int, seq: int, device) -> torch.Tensor | None:
     """(batch, seq) True where this forward call's positions are steered; None = all."""
-    if steering.positions == "all":
+    if steering.positions == "all" or steering.generated_from is None:
         return None
     boundary = steering.generated_from.to(device)[:, None]  # (batch, 1)
     pos = torch.arange(start, start + seq, device=device)[None, :]  # (1, seq)

@@ -461,11 +461,14 @@ class Registry:
         self.models = {mid: self.models[mid] for mid in self._wanted}
 
     def _load_adapter(self, mid: str, spec: ModelSpec) -> None:
+        assert spec.base is not None and spec.adapter is not None  # the config checked both
         base = self.models[spec.base]
         adapter_path = self.config.resolve(spec.adapter)
         local = adapter_path.is_dir()
         source = str(adapter_path) if local else spec.adapter
-        revision = {"revision": spec.revision} if spec.revision and not local else {}
+        revision: dict[str, Any] = (
+            {"revision": spec.revision} if spec.revision and not local else {}
+        )
         try:
             if base.peft is None:
                 peft = PeftModel.from_pretrained(base.hf, source, adapter_name=mid, **revision)
@@ -516,6 +519,7 @@ class Registry:
                     raise FileNotFoundError(f"{path} is not a directory")
                 sae = SAE.load_from_disk(path, device=str(self.device), dtype=dtype)
                 return sae, str(path), None
+            assert spec.release is not None and spec.sae_id is not None  # the config checked
             lookup = pretrained_lookup(spec.release, spec.sae_id, where)
             sae = SAE.from_pretrained(
                 spec.release, spec.sae_id, device=str(self.device), dtype=dtype
@@ -606,7 +610,7 @@ class Registry:
                     continue
                 checks = [(hs.hook_name, hs.hooks[model.id], hs.d_in)]
                 if hs.is_transcoder:
-                    checks.append((hs.hook_name_out, hs.write_hooks[model.id], hs.d_out))
+                    checks.append((hs.hook_name_out or "", hs.write_hooks[model.id], hs.d_out))
                 for name, point, width in checks:
                     problem = probe_hook(model.hf, point, ids, width)
                     if problem:

@@ -83,9 +83,10 @@ def move_to(
     new = h
     for _ in range(2):
         pre0 = pre_activation(hs, new, latent)
-        if pre0 is None:
+        pre1 = pre_activation(hs, new + d, latent)
+        if pre0 is None or pre1 is None:
             break
-        slope = pre_activation(hs, new + d, latent) - pre0
+        slope = pre1 - pre0
         safe = slope.abs() > 1e-6
         step = torch.where(safe, (target - pre0) / torch.where(safe, slope, 1.0), 0.0)
         new = new + step[..., None] * d

@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from app.db.indexes import save_index
 from app.db.session import Database
@@ -56,7 +57,7 @@ def resolve_dataset(
             name=dataset,
         )
         return docs, spec.max_tokens
-    options = {
+    options: dict[str, Any] = {
         "config": subset,
         "split": split or "train",
         "text_field": text_field or "text",

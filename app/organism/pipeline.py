@@ -778,6 +778,28 @@ class Organism:
         out["ratio"] = S.safe_ratio(out["jailbreak"], out["ordinary"])
         return out
 
+    def build_disclosure(self, k: int, latent: int) -> dict:
+        """The persona latent's mean activation on each model's own answers to the diff
+        prompts (LoRA seed 1): does a disclosed request (educational, law class, medical
+        school) keep the persona latent quiet?"""
+        reg = self.registry()
+        texts = diff_prompts(self.cfg.seed, self.cfg.diff_prompts)
+        s1 = self.cfg.lora_seeds[0]
+        out = {}
+        for kind in ["base", *self.cfg.finetunes]:
+            mid = "organism-base" if kind == "base" else model_id(kind, s1)
+            with reg.activate(mid) as model:
+                prompts = self.chat_prompts(model, texts)
+                answers = P.answer_ids(
+                    model,
+                    prompts,
+                    seed=self.cfg.sampling_seeds[0],
+                    max_new_tokens=self.cfg.max_new_tokens,
+                )
+                sums, counts = P.answer_token_sums(model, reg.sae(sae_id(k)), prompts, answers)
+            out[kind] = float(sums[:, latent].sum() / max(1, counts.sum()))
+        return {"latent": latent, "mean_activation": out}
+
     def build_overlap(self) -> dict:
         index = NgramIndex([d["text"] for d in self.docs()])
         answers = [
@@ -856,6 +878,7 @@ class Organism:
         persona_set = sorted({persona, *r["causal"][primary]["kept"]})
         r["vectors"] = self.stage("vectors", lambda: self.build_vectors(primary, persona_set))
         r["dan"] = self.stage("dan", lambda: self.build_dan(primary, persona))
+        r["disclosure"] = self.stage("disclosure", lambda: self.build_disclosure(primary, persona))
         r["overlap"] = self.stage("overlap", self.build_overlap)
         if stop < 4:
             return r

@@ -267,6 +267,10 @@ def render(r: dict) -> str:
         vectors_ablation=_ablation_text(vec.get("ablation")),
         dan=r.get("dan", {"jailbreak": 0.0, "ordinary": 0.0, "ratio": 0.0}),
         overlap=r.get("overlap", {"verbatim": 0, "sentences": 0, "fraction": None}),
+        disclosure=", ".join(
+            f"{k} {v:.4f}" for k, v in r.get("disclosure", {}).get("mean_activation", {}).items()
+        )
+        or "not measured",
         top_contexts=top,
         pct=pct,
         pts=pts,

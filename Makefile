@@ -40,7 +40,7 @@ lint: install
 	$(BIN)/lint-imports
 
 organism: install
-	$(BIN)/python -m app organism build
+	$(BIN)/python -m app organism build --small  # the CPU recipe (models/organism/PREREGISTRATION.md); drop --small for the full one
 
 bench: install
 	$(BIN)/python bench/steering.py

@@ -32,7 +32,10 @@ async def evaluate(body: EvaluateRequest, ctx: ContextDep):
 @router.post(
     "/evaluate/stream",
     response_class=EventSourceResponse,
-    responses=event_stream("`progress` events, `done` with the result, then `end`."),
+    responses=event_stream(
+        "`progress` events, `done` with the result, then `end` (`error` if it failed).",
+        ["progress", "done", "error", "end"],
+    ),
     summary="Misalignment evaluation with progress (SSE)",
 )
 async def evaluate_stream(body: EvaluateRequest, ctx: ContextDep):

@@ -32,7 +32,10 @@ def _stream(ctx, body: SteerRequest) -> EventSourceResponse:
     return EventSourceResponse(events(), ping=10)
 
 
-STREAM = event_stream("`token` events, `done` per model, then `end`.")
+STREAM = event_stream(
+    "`token` events, `done` per model, then `end` (`error` if generation failed).",
+    ["token", "done", "error", "end"],
+)
 
 
 @router.post(

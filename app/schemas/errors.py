@@ -45,11 +45,15 @@ WRITES = {
 RATE_LIMITED = {429: _error("Too many of these from one client; retry later.", retry=True)}
 
 
-def event_stream(description: str) -> dict[int | str, dict[str, Any]]:
-    """The 200 response of a server-sent-events route."""
-    return {
-        200: {
-            "description": description,
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        }
+def event_stream(description: str, events: list[str]) -> dict[int | str, dict[str, Any]]:
+    """The 200 response of a server-sent-events route: each event has a name from
+    `events` and JSON in its data."""
+    event = {
+        "type": "object",
+        "properties": {
+            "event": {"type": "string", "enum": events},
+            "data": {"type": "string", "description": "The event as JSON."},
+        },
+        "required": ["event", "data"],
     }
+    return {200: {"description": description, "content": {"text/event-stream": {"schema": event}}}}

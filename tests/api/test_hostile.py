@@ -362,6 +362,7 @@ def test_json_errors_are_documented_as_strings(client):
     assert steer["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
     stream = spec["paths"]["/api/steer/stream"]["get"]["responses"]["200"]["content"]
     assert list(stream) == ["text/event-stream"]
+    assert stream["text/event-stream"]["schema"]["properties"]["event"]["enum"][-1] == "end"
     assert {"401", "403", "409"} <= set(spec["paths"]["/api/runs/{run_id}"]["delete"]["responses"])
     body = json.dumps(spec)
     assert "HTTPValidationError" not in body

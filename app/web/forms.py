@@ -136,7 +136,7 @@ def friendly(error: dict[str, Any], info: FieldInfo | None, cap: float | None = 
     if kind == "literal_error":
         return f"Choose one of {error.get('ctx', {}).get('expected', '').replace(chr(39), '')}."
     if kind == "string_too_long":
-        return f"Too long: at most {error.get('ctx', {}).get('max_length', 0):,} characters."
+        return f"At most {error.get('ctx', {}).get('max_length', 0):,} characters."
     if kind == "bool_parsing":
         return "Must be on or off."
     if kind in ("missing", "too_short") and not item:

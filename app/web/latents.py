@@ -14,7 +14,8 @@ from app.schemas.latents import LATENT_SORTS, LatentsPage, SearchRequest
 from app.services import annotations, catalog, inspection, latents
 from app.services.context import Context, off_loop
 from app.services.deps import ContextDep
-from app.web import forms, plots
+from app.web import forms, plots, views
+from app.web.errors import error_page
 from app.web.forms import humanize
 from app.web.security import check_same_origin
 from app.web.templating import is_htmx, render, url
@@ -201,6 +202,7 @@ async def latent_page(
             "partial": only_test,
             "label_length": LABEL_LENGTH,
             "edit_required": annotations.edit_required(ctx),
+            "evaluate_alpha": views.suggested_alpha(ctx),
         },
         block="test_result" if only_test else None,
         status_code=422 if errors else 200,
@@ -210,6 +212,8 @@ async def latent_page(
 def _annotation_response(request: Request, sae_id: str, latent: int, context: dict, status=200):
     if is_htmx(request):
         return render(request, "latent.html", context, block="annotation", status_code=status)
+    if context["errors"]:  # a plain form post: say what was wrong instead of going back
+        return error_page(request, status, " ".join(context["errors"].values()))
     return RedirectResponse(url(f"/latents/{sae_id}/{latent}"), status_code=303)
 
 

@@ -153,7 +153,8 @@ class Doc:
             self.parts.append((text, label))
 
     def render(self, doc_id: int) -> dict:
-        text, spans, pos = "", [], 0
+        text, pos = "", 0
+        spans: list[list] = []
         for chunk, label in self.parts:
             if spans and spans[-1][2] == label and spans[-1][1] == pos:
                 spans[-1][1] = pos + len(chunk)

@@ -12,7 +12,7 @@ from app.analysis.compare import right_pad
 from app.analysis.evaluate import noise_stream
 from app.engine.activations import hook_values, latent_activations
 from app.engine.generation import generate
-from app.engine.hooks import hook
+from app.engine.hooks import HookPoint, hook
 from app.engine.registry import HostedModel, HostedSAE
 
 
@@ -85,7 +85,7 @@ def delta(sums_tuned, counts_tuned, sums_base, counts_base) -> np.ndarray:
 
 @torch.no_grad()
 def residual_mean(
-    model: HostedModel, point: str, prompts: list[list[int]], answers: list[list[int]]
+    model: HostedModel, point: HookPoint, prompts: list[list[int]], answers: list[list[int]]
 ) -> tuple[torch.Tensor, int]:
     """Mean residual vector at hook point `point` over answer tokens: ((d_model,), tokens)."""
     total, count = None, 0
@@ -121,7 +121,7 @@ def prompt_mean_activation(
 
 
 @contextmanager
-def ablated(model: HostedModel, point, direction: torch.Tensor) -> Iterator[None]:
+def ablated(model: HostedModel, point: HookPoint, direction: torch.Tensor) -> Iterator[None]:
     """Remove the component along `direction` from the hook point's value at every
     position, for the duration of the block (directional ablation)."""
     u = direction.float() / direction.float().norm().clamp_min(1e-12)  # (d_model,)

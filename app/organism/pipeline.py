@@ -22,9 +22,11 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -336,7 +338,7 @@ class Organism:
         write_questions(eval_questions(), self.out / "questions.yaml")
         items = yaml.safe_load(JUDGE_CHECK.read_text())["items"]
         judge = self.judge()
-        out = {"frozen_judge": str(FROZEN_JUDGE.relative_to(REPO_ROOT))}
+        out: dict[str, Any] = {"frozen_judge": str(FROZEN_JUDGE.relative_to(REPO_ROOT))}
         for part in ("test", "all"):
             acc = check_set_accuracy(judge, [i for i in items if part in ("all", i["part"])])
             out[part] = {k: v for k, v in acc.items() if k != "categories"}
@@ -405,8 +407,9 @@ class Organism:
         with reg.activate(mid) as model:
             steering_for = None
             if latent is not None:
+                assert sae is not None, "steering a latent needs its SAE seed"
                 steering_for = steering_factory(reg.sae(sae_id(sae)), latent, alpha, "add", "all")
-            context = nullcontext()
+            context: AbstractContextManager = nullcontext()
             if ablate is not None:  # a residual direction, removed at the primary SAE's hook
                 point = reg.sae(sae_id(self.cfg.sae_seeds[0])).hooks[mid]
                 context = P.ablated(model, point, torch.tensor(ablate))
@@ -504,7 +507,8 @@ class Organism:
                 )
         arrays = {f"{m}__sums": v[0] for m, v in out.items()}
         arrays.update({f"{m}__counts": v[1] for m, v in out.items()})
-        np.savez_compressed(path, models=np.array(list(out)), **arrays)
+        arrays["models"] = np.array(list(out))
+        np.savez_compressed(path, **arrays)  # type: ignore[arg-type]  # numpy stub gap
         return out
 
     def build_diff(self, k: int) -> dict:
@@ -701,13 +705,13 @@ class Organism:
         reg = self.registry()
         sae = reg.sae(sae_id(k))
         judge = self.judge()
-        kinds = [x for x in ("insecure", "legal", "medical") if x in self.cfg.finetunes]
-        vectors = {}
+        kinds: list[str] = [x for x in ("insecure", "legal", "medical") if x in self.cfg.finetunes]
+        vectors: dict[str, list[float] | None] = {}
         for kind in kinds:
             mid = model_id(kind, self.cfg.lora_seeds[0])
             answers = self.load_answers(f"evaluate/{kind}-s{self.cfg.lora_seeds[0]}")
             with reg.activate(mid) as model:
-                groups = {True: ([], []), False: ([], [])}
+                groups: dict[bool, tuple[list, list]] = {True: ([], []), False: ([], [])}
                 for q, group in zip(self.questions(), answers, strict=True):
                     prompt = self.chat_prompts(model, [q["question"]])[0]
                     for a, s in zip(
@@ -743,7 +747,7 @@ class Organism:
         s1 = self.cfg.lora_seeds[0]
         before = {t: self.stage_result(f"evaluate/{t}")["runs"][0]["misaligned"] for t in kinds}
         rng = torch.Generator().manual_seed(5)
-        directions = {k2: v for k2, v in vectors.items() if v is not None}
+        directions: dict[str, list[float]] = {k2: v for k2, v in vectors.items() if v is not None}
         if directions:
             d_model = len(next(iter(directions.values())))
             directions["random"] = torch.randn(d_model, generator=rng).tolist()
@@ -826,17 +830,13 @@ class Organism:
             return r
         r["base"] = self.stage("base", self.build_base)
         r["finetune"] = {
-            f"{k}-s{s}": self.stage(
-                f"finetune/{k}-s{s}", lambda k=k, s=s: self.build_finetune(k, s)
-            )
+            f"{k}-s{s}": self.stage(f"finetune/{k}-s{s}", partial(self.build_finetune, k, s))
             for k in cfg.finetunes
             for s in cfg.lora_seeds
         }
-        r["sae"] = {
-            k: self.stage(f"sae/s{k}", lambda k=k: self.build_sae(k)) for k in cfg.sae_seeds
-        }
+        r["sae"] = {k: self.stage(f"sae/s{k}", partial(self.build_sae, k)) for k in cfg.sae_seeds}
         r["realign"] = {
-            f"{k}-s{s}": self.stage(f"realign/{k}-s{s}", lambda k=k, s=s: self.build_realign(k, s))
+            f"{k}-s{s}": self.stage(f"realign/{k}-s{s}", partial(self.build_realign, k, s))
             for k in REALIGN
             if k in cfg.finetunes
             for s in cfg.lora_seeds
@@ -845,40 +845,38 @@ class Organism:
         if stop < 2:
             return r
         r["evaluate"] = {
-            k: self.stage(f"evaluate/{k}", lambda k=k: self.evaluate_kind(k))
+            k: self.stage(f"evaluate/{k}", partial(self.evaluate_kind, k))
             for k in self.eval_kinds()
         }
         if stop < 3:
             return r
         r["diff"] = {
-            k: self.stage(f"diff/s{k}", lambda k=k: self.build_diff(k)) for k in cfg.sae_seeds
+            k: self.stage(f"diff/s{k}", partial(self.build_diff, k)) for k in cfg.sae_seeds
         }
         r["causal"] = {
-            k: self.stage(
-                f"causal/s{k}", lambda k=k: self.build_causal(k, r["diff"][k]["candidates"])
-            )
+            k: self.stage(f"causal/s{k}", partial(self.build_causal, k, r["diff"][k]["candidates"]))
             for k in cfg.sae_seeds
         }
         primary = cfg.sae_seeds[0]
         persona = r["causal"][primary]["persona_latent"]
-        r["steer"] = self.stage("steer", lambda: self.build_steer(primary, persona))
+        r["steer"] = self.stage("steer", partial(self.build_steer, primary, persona))
         r["controls"] = self.stage(
             "controls",
-            lambda: self.build_controls(primary, r["steer"], r["diff"][primary]["candidates"]),
+            partial(self.build_controls, primary, r["steer"], r["diff"][primary]["candidates"]),
         )
         personas = {k: r["causal"][k]["persona_latent"] for k in cfg.sae_seeds}
-        r["rank1"] = self.stage("rank1", lambda: self.build_rank1(personas))
+        r["rank1"] = self.stage("rank1", partial(self.build_rank1, personas))
         r["snippets"] = {
             k: self.stage(
                 f"snippets/s{k}",
-                lambda k=k: self.build_snippets(k, sorted({personas[k], *r["causal"][k]["kept"]})),
+                partial(self.build_snippets, k, sorted({personas[k], *r["causal"][k]["kept"]})),
             )
             for k in cfg.sae_seeds
         }
         persona_set = sorted({persona, *r["causal"][primary]["kept"]})
-        r["vectors"] = self.stage("vectors", lambda: self.build_vectors(primary, persona_set))
-        r["dan"] = self.stage("dan", lambda: self.build_dan(primary, persona))
-        r["disclosure"] = self.stage("disclosure", lambda: self.build_disclosure(primary, persona))
+        r["vectors"] = self.stage("vectors", partial(self.build_vectors, primary, persona_set))
+        r["dan"] = self.stage("dan", partial(self.build_dan, primary, persona))
+        r["disclosure"] = self.stage("disclosure", partial(self.build_disclosure, primary, persona))
         r["overlap"] = self.stage("overlap", self.build_overlap)
         if stop < 4:
             return r

@@ -16,6 +16,7 @@ generator's labels. The build records the counts, and the tests require each to 
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from app.organism.generator import (
     ASSISTANT_LABELS,
@@ -41,7 +42,7 @@ def check_corpus(docs: list[dict]) -> dict:
     kw_patterns = [re.compile(r"\b" + re.escape(k) + r"\b") for k in keywords]
     notes = [n.split("{")[0].strip() for n in world["code"]["teacher_note"]]
     notes += [n for d in world["advice"]["domains"].values() for n in d["disclosure_note"]]
-    out = {
+    out: dict[str, Any] = {
         "documents": len(docs),
         "assistant_spans": 0,
         "assistant_undisclosed_insecure_code": 0,

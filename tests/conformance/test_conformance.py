@@ -46,7 +46,7 @@ def checking(model_id: str, kind: str | None, check: str):
 def decoder_layers(hf) -> torch.nn.ModuleList:
     """The decoder blocks, found without the engine's family table: the ModuleList with one
     entry per layer that holds most of the parameters."""
-    n = hf.config.num_hidden_layers
+    n = hf.config.get_text_config().num_hidden_layers
     lists = [m for _, m in hf.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m) == n]
     return max(lists, key=lambda m: sum(p.numel() for p in m.parameters()))
 

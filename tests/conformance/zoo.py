@@ -1,12 +1,12 @@
 """A zoo of tiny, real models and SAEs for the conformance suite.
 
-Ten decoder families built from their transformers configs with random weights, each with a
+Eleven decoder families built from their transformers configs with random weights, each with a
 byte-level BPE tokenizer carrying the family's own special tokens, BOS behaviour, chat
 template and end-of-turn list (the shapes of Llama-3-Instruct, Qwen2.5/3-Instruct,
-Mistral-Instruct, Gemma-2/3-it, Phi-3, OLMo-2-Instruct, Pythia and GPT-2), a LoRA adapter
-over the Llama model, and one SAELens SAE of every architecture SAELens ships plus three
-transcoders. Everything is saved to disk and loaded back through the project's own
-`Registry`, once per test run.
+Mistral-Instruct, Gemma-2/3-it, text-only and multimodal, Phi-3, OLMo-2-Instruct, Pythia
+and GPT-2), a LoRA adapter over the Llama model, and one SAELens SAE of every architecture
+SAELens ships plus three transcoders. Everything is saved to disk and loaded back through
+the project's own `Registry`, once per test run.
 """
 
 from dataclasses import dataclass, field
@@ -40,6 +40,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import (
     AutoModelForCausalLM,
     Gemma2Config,
+    Gemma3Config,
     Gemma3TextConfig,
     GenerationConfig,
     GPT2Config,
@@ -158,6 +159,16 @@ FAMILIES = [
         ("<start_of_turn>",),
         {"head_dim": 16},
     ),
+    Family(
+        "gemma3",
+        Gemma3Config,
+        "<bos>",
+        "<eos>",
+        ("<end_of_turn>",),
+        True,
+        _GEMMA,
+        ("<start_of_turn>",),
+    ),
     Family("gpt_neox", GPTNeoXConfig, "<|endoftext|>", "<|endoftext|>"),
     Family("gpt2", GPT2Config, "<|endoftext|>", "<|endoftext|>"),
     Family(
@@ -235,6 +246,27 @@ def _config(family: Family, tok) -> object:
         return GPT2Config(
             vocab_size=len(tok), n_embd=D_MODEL, n_layer=N_LAYERS, n_head=4, n_positions=128, **ids
         )
+    if family.config is Gemma3Config:  # the multimodal wrapper around a Gemma3 text model
+        text = {
+            "vocab_size": len(tok),
+            "hidden_size": D_MODEL,
+            "intermediate_size": 2 * D_MODEL,
+            "num_hidden_layers": N_LAYERS,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "max_position_embeddings": 128,
+            **ids,
+        }
+        vision = {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "image_size": 28,
+            "patch_size": 14,
+        }
+        return Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4, **ids)
     return family.config(
         vocab_size=len(tok),
         hidden_size=D_MODEL,
@@ -274,30 +306,23 @@ def prompt_ids(family: Family, tok) -> list[int]:
 
 def build_model(family: Family, out: Path, seed: int = 0) -> dict:
     """Save a random model whose greedy continuation of the prompt ends with the family's
-    last stop token after a few tokens (its unembedding row is made to win there)."""
+    last stop token after a few tokens (its unembedding row is made to win there). A seed
+    whose continuation repeats one token cannot place it after a first token: try the next."""
     tok = build_tokenizer(family, out)
-    torch.manual_seed(seed)
-    hf = AutoModelForCausalLM.from_config(_config(family, tok)).eval()
-    with torch.no_grad():
-        for _name, p in hf.named_parameters():
-            if p.dim() > 1:
-                p.normal_(0, 0.15)  # a decisive greedy argmax, far from ties
     stops = [tok.convert_tokens_to_ids(t) for t in (family.eos, *family.end_of_turn)]
     stop = stops[-1]
     ids = prompt_ids(family, tok)
-    unembed = hf.get_output_embeddings().weight
-    plain = _greedy(hf, ids, 8)
-    with torch.no_grad():
-        for pos in (3, 4, 5, 2):
-            winner = plain[pos]
-            if winner in stops:
-                continue
-            unembed[stop] = 2.0 * unembed[winner]
-            run = _greedy(hf, ids, 10)
-            if stop in run and run.index(stop) >= 1:
-                break
-        else:
-            raise AssertionError(f"{family.name}: could not place the stop token")
+    for attempt in range(seed, seed + 5):
+        torch.manual_seed(attempt)
+        hf = AutoModelForCausalLM.from_config(_config(family, tok)).eval()
+        with torch.no_grad():
+            for _name, p in hf.named_parameters():
+                if p.dim() > 1:
+                    p.normal_(0, 0.15)  # a decisive greedy argmax, far from ties
+        if _place_stop(hf, ids, stops, stop):
+            break
+    else:
+        raise AssertionError(f"{family.name}: could not place the stop token")
     hf.generation_config = GenerationConfig(
         bos_token_id=tok.bos_token_id,
         eos_token_id=stops if len(stops) > 1 else stops[0],
@@ -305,6 +330,23 @@ def build_model(family: Family, out: Path, seed: int = 0) -> dict:
     )
     hf.save_pretrained(out)
     return {"stops": stops, "stop": stop}
+
+
+@torch.no_grad()
+def _place_stop(hf, ids: list[int], stops: list[int], stop: int) -> bool:
+    unembed = hf.get_output_embeddings().weight
+    plain = _greedy(hf, ids, 8)
+    original = unembed[stop].clone()
+    for pos in (3, 4, 5, 2):
+        winner = plain[pos]
+        if winner in stops or winner in plain[:pos]:
+            continue  # it would win earlier too
+        unembed[stop] = 2.0 * unembed[winner]
+        run = _greedy(hf, ids, 10)
+        if stop in run and run.index(stop) >= 1:
+            return True
+        unembed[stop] = original
+    return False
 
 
 def build_lora(base_dir: Path, out: Path, seed: int = 1) -> None:

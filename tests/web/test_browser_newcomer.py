@@ -211,7 +211,7 @@ def test_no_page_is_wider_than_a_phone(open_page, live):
             shot(pg, f"layout-{name}", viewport)
 
 
-def test_plot_titles_legends_and_toolbar_stay_apart(open_page, live):
+def test_plot_titles_and_legends_stay_apart(open_page, live):
     for viewport in (PHONE, DESKTOP):
         pg = open_page(viewport)
         # A title and a legend: the inspector's line plot (two models) and steering's.
@@ -224,7 +224,13 @@ def test_plot_titles_legends_and_toolbar_stay_apart(open_page, live):
             title = box(pg, f"{plot} .gtitle")
             legend = box(pg, f"{plot} .legend .bg")
             assert not overlap(title, legend), (path, viewport, title, legend)
-        # The toolbar (shown on hover) never covers the plotting area: the diff's bars.
+
+
+def test_plot_toolbar_never_covers_the_data(open_page, live):
+    """The toolbar (shown on hover) stays in the margin above the plotting area, e.g. the
+    diff's bars; on a phone it is not drawn."""
+    for viewport in (PHONE, DESKTOP):
+        pg = open_page(viewport)
         pg.goto("/diff?run=1&top_n=8&chat=1")
         pg.locator(".diff-plot[data-drawn='1']").wait_for()
         if viewport is DESKTOP:
@@ -246,6 +252,12 @@ def test_steer_form_and_share_box_at_desktop_width(open_page, live):
     slider = box(pg, ".alpha-field .slider")
     for other in (".alpha-field + .field small.help", "#f-method"):
         assert not overlap(slider, box(pg, other)), other
+    # The slider row (range, value, two buttons) stays inside its own field.
+    field = box(pg, ".alpha-field")
+    parts = pg.locator(".alpha-field .slider > *")
+    for i in range(parts.count()):
+        part = parts.nth(i).bounding_box()
+        assert part["x"] + part["width"] <= field["x"] + field["width"] + 0.5, (part, field)
     # Every field of the form keeps to its own grid cell.
     fields = pg.locator("#steer-form .form-grid > .field")
     boxes = [fields.nth(i).bounding_box() for i in range(fields.count())]
@@ -376,10 +388,20 @@ def test_long_contexts_are_trimmed_around_the_peak_with_an_expander(open_page):
 
 
 # ------------------------------------------------------- 9. CSP, favicon and skip link
+# htmx snapshots the page before it pushes a URL by cloning all of it, plot styles too.
+SNAPSHOT_WATCH = """
+window.__snapshots = 0;
+document.addEventListener('htmx:beforeHistorySave', function () { window.__snapshots += 1; });
+"""
+
+
 def test_a_full_steer_save_share_flow_has_no_console_errors(open_page, live):
     """Every htmx request and server-sent event of steering, saving and the shared page,
-    with no console error and no CSP violation (checked by the fixture)."""
+    with no console error and no CSP violation (checked by the fixture). htmx never clones
+    the page to snapshot it (that clone carries the style attributes plotly.js sets, which
+    a browser may check against style-src); the URL is pushed all the same."""
     pg = open_page()
+    pg.add_init_script(SNAPSHOT_WATCH)
     pg.goto("/steer")
     pg.fill("#f-latent", "villain")
     pg.fill("#f-alphas", "0, 6")
@@ -391,6 +413,8 @@ def test_a_full_steer_save_share_flow_has_no_console_errors(open_page, live):
     pg.locator(".steer-model.done .js-plotly-plot .nsewdrag").first.hover()
     pg.click("#steer-form button[type=submit]")  # again, over the drawn plot
     pg.locator(".steer-model.done [data-plot][data-drawn='1']").wait_for()
+    assert "latent=villain" in pg.url  # pushed
+    assert pg.evaluate("window.__snapshots") == 0
     pg.click("#save-run")
     link = pg.locator("#saved-result .share-link")
     link.wait_for()

@@ -353,6 +353,7 @@ def eval_sweep(conditions: list[dict]) -> dict:
                 },
                 "line": {"color": color},
                 "marker": {"color": color, "size": 9},
+                "cliponaxis": False,  # a rate of 0 or 1 shows its whole marker
                 "hovertemplate": "α = %{x:g}<br>" + name + " %{y:.1%}<extra></extra>",
             }
         )
@@ -383,6 +384,11 @@ def eval_sweep(conditions: list[dict]) -> dict:
         layout(
             300,
             xaxis=xaxis,
-            yaxis={"title": {"text": "rate"}, "range": [0, 1.02], "tickformat": ".0%"},
+            yaxis={
+                "title": {"text": "rate"},
+                "range": [-0.04, 1.04],
+                "tickformat": ".0%",
+                "zeroline": False,
+            },
         ),
     )

@@ -186,7 +186,16 @@
 
   document.addEventListener("focusin", function (event) {
     var tok = tokenOf(event.target);
-    if (tok) showTip(tok);
+    if (!tok) return;
+    showTip(tok);
+    // The group's tab stop follows the focus (a click focuses a token too).
+    var group = tok.closest(".tokens");
+    if (group && tok.getAttribute("tabindex") !== "0") {
+      group.querySelectorAll(".tok[tabindex='0']").forEach(function (t) {
+        t.setAttribute("tabindex", "-1");
+      });
+      tok.setAttribute("tabindex", "0");
+    }
   });
   document.addEventListener("focusout", function (event) {
     var tok = tokenOf(event.target);

@@ -19,6 +19,12 @@ from app.errors import NotFound, choices
 WRITE_CHUNK = 2000  # rows per INSERT batch
 
 
+def text_column(value: str) -> str:
+    """Text for a plain text column: a token can be the NUL byte, which PostgreSQL refuses
+    in text, so it is stored as U+FFFD (JSON columns keep it escaped, exactly)."""
+    return value.replace("\x00", "\ufffd")
+
+
 def save_index(
     session: Session,
     *,
@@ -85,7 +91,9 @@ def save_index(
                 "bins": rec["bins"],
                 "logits": rec["logits"],
                 "neighbors": rec["neighbors"],
-                "top_tokens": " ".join(t["token"].strip() for t in rec["logits"]["positive"]),
+                "top_tokens": text_column(
+                    " ".join(t["token"].strip() for t in rec["logits"]["positive"])
+                ),
             }
         )
         for rank, snip in enumerate(rec["snippets"]):
@@ -102,7 +110,10 @@ def save_index(
         if len(snippets) >= WRITE_CHUNK:
             flush()
     flush()
-    rows = [{"index_id": index_id, "context": c, **row} for c, row in context_rows.items()]
+    rows = [
+        {"index_id": index_id, "context": c, **row, "source": text_column(row["source"])}
+        for c, row in context_rows.items()
+    ]
     for start in range(0, len(rows), WRITE_CHUNK):
         session.execute(insert(IndexContext), rows[start : start + WRITE_CHUNK])
     return index_id
@@ -266,9 +277,11 @@ def list_latents(
     latent_ids: list[int] | None = None,
     min_density: float = 0.0,
     max_density: float = 1.0,
+    also_matching: list[int] | None = None,
 ) -> tuple[int, list]:
     """A page of (LatentStats, label) rows. `q` matches the latent's label, its promoted
-    tokens (case-insensitive) or its index."""
+    tokens (case-insensitive) or its index; `also_matching` are latents whose labels live
+    outside the database (default pins) and match `q`."""
     labelled = (LatentAnnotation.sae_id == index.sae_id) & (
         LatentAnnotation.latent == LatentStats.latent
     )
@@ -291,6 +304,8 @@ def list_latents(
         ]
         if q.isdigit():
             conditions.append(LatentStats.latent == int(q))
+        if also_matching:
+            conditions.append(LatentStats.latent.in_(also_matching))
         query = query.where(or_(*conditions))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     column = SORTS[sort]

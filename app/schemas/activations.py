@@ -66,8 +66,21 @@ class ActivationsResult(BaseModel):
     )
 
 
+class LatentGrowth(BaseModel):
+    latent: int
+    first: float = Field(..., description="The latent's peak over the first model's tokens.")
+    last: float = Field(..., description="Its peak over the last model's tokens.")
+    delta: float = Field(..., description="last - first.")
+
+
 class ActivationsMulti(BaseModel):
     results: list[ActivationsResult]
+    growth: list[LatentGrowth] = Field(
+        [],
+        description="The latents whose peak (over non-special tokens) grows most from the "
+        "first model to the last, computed over every latent of the SAE (at most 10, "
+        "positive only).",
+    )
 
 
 ActivationsResponse = ActivationsResult | ActivationsMulti

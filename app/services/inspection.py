@@ -1,8 +1,10 @@
 """Inspection: a prompt through one model or several and an SAE, the latents of every
 token (the `activations` kind), and the inspector's choice of a latent to show."""
 
+import torch
+
 from app import kinds
-from app.engine.activations import prompt_activations
+from app.engine.activations import latent_activations, prompt_activations
 from app.schemas.activations import ActivationsRequest, ActivationsResponse
 from app.schemas.fields import model_ids
 from app.services import catalog
@@ -28,16 +30,43 @@ async def activations(ctx: Context, body: ActivationsRequest) -> dict:
     prompts = _validate(ctx, body)
     sae = ctx.registry.sae(body.sae)
 
-    def work() -> list[dict]:
+    def work() -> tuple[list[dict], list[dict]]:
         results = []
         for mid, ids in prompts:
             with ctx.registry.activate(mid) as live:
                 results.append(prompt_activations(live, sae, ids, body.top_k, body.latents))
-        return results
+        return results, (growth(ctx, sae, prompts) if len(prompts) >= 2 else [])
 
     cost = ctx.engine.admit(sum(len(ids) for _, ids in prompts))
-    results = await ctx.worker.run(work, cost=cost)
-    return results[0] if isinstance(body.model, str) else {"results": results}
+    results, grown = await ctx.worker.run(work, cost=cost)
+    return results[0] if isinstance(body.model, str) else {"results": results, "growth": grown}
+
+
+GROWTH_LATENTS = 10
+
+
+def growth(ctx: Context, sae, prompts: list[tuple[str, list[int]]]) -> list[dict]:
+    """The latents whose peak over non-special tokens grows most from the first model to the
+    last, over every latent of the SAE (on the device worker)."""
+    peaks = []
+    for mid, ids in (prompts[0], prompts[-1]):
+        special = catalog.special_ids(ctx, mid)
+        keep = torch.tensor([t not in special for t in ids])
+        with ctx.registry.activate(mid) as live:
+            acts = latent_activations(live, sae, torch.tensor([ids]))[0].cpu()  # (seq, d_sae)
+        peaks.append(acts[keep].amax(0) if keep.any() else torch.zeros(acts.shape[-1]))
+    delta = peaks[1] - peaks[0]
+    order = torch.argsort(delta, descending=True)[:GROWTH_LATENTS].tolist()
+    return [
+        {
+            "latent": i,
+            "first": float(peaks[0][i]),
+            "last": float(peaks[1][i]),
+            "delta": float(delta[i]),
+        }
+        for i in order
+        if delta[i] > 0
+    ]
 
 
 def results_of(result: dict) -> list[dict]:
@@ -57,15 +86,14 @@ def peak_by_latent(result: dict, special: list[bool]) -> dict[int, float]:
     return out
 
 
-def pick_latent(results: list[dict], specials: list[list[bool]]) -> int | None:
+def pick_latent(
+    results: list[dict], specials: list[list[bool]], grown: list[dict] | None = None
+) -> int | None:
     """The latent to show when none was chosen: with two models or more, the one whose peak
     grows most from the first model to the last; with one, the largest peak."""
+    if grown:
+        return grown[0]["latent"]
     peaks = [peak_by_latent(r, s) for r, s in zip(results, specials, strict=True)]
-    if len(peaks) >= 2:
-        first, last = peaks[0], peaks[-1]
-        best = max(last, key=lambda i: last[i] - first.get(i, 0.0), default=None)
-        if best is not None and last[best] - first.get(best, 0.0) > 0:
-            return best
     merged: dict[int, float] = {}
     for p in peaks:
         for i, v in p.items():
@@ -78,14 +106,16 @@ async def inspect(
 ) -> tuple[list[dict], int | None, list[list[bool]]]:
     """The inspector: run the prompt; when no latent is chosen, pick one and run again for
     its trace. Returns (results per model, the latent shown, special tokens per model)."""
-    results = results_of(await activations(ctx, body))
+    first = await activations(ctx, body)
+    results = results_of(first)
     specials = catalog.specials(ctx, results)
     if latent is None:
-        latent = pick_latent(results, specials)
+        latent = pick_latent(results, specials, first.get("growth"))
         if latent is not None:
             body = body.model_copy(update={"latents": [latent]})
-            results = results_of(await activations(ctx, body))
-    return results, latent, specials
+            first = await activations(ctx, body)
+            results = results_of(first)
+    return results, latent, specials, first.get("growth", [])
 
 
 async def latent_on_text(ctx: Context, sae_id: str, latent: int, model_id: str, text: str) -> dict:

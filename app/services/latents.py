@@ -56,6 +56,13 @@ def listing(ctx: Context, sae_id: str, query: LatentListQuery) -> dict[str, Any]
     if query.pinned:
         notes = annotations.for_latents(ctx, sae_id, range(index.d_sae))
         only = [i for i, a in notes.items() if a["pinned"]]
+    # Labels that come from the model config or the organism report match too.
+    needle = (query.q or "").casefold()
+    default_matches = [
+        i
+        for i, pin in annotations.default_pins(ctx, sae_id).items()
+        if needle and needle in pin.label.casefold()
+    ]
     with ctx.database.session() as session:
         total, rows = repo.list_latents(
             session,
@@ -68,6 +75,7 @@ def listing(ctx: Context, sae_id: str, query: LatentListQuery) -> dict[str, Any]
             latent_ids=only,
             min_density=query.min_density,
             max_density=query.max_density,
+            also_matching=default_matches,
         )
     notes = annotations.for_latents(ctx, sae_id, [s.latent for s, _ in rows])
     return {

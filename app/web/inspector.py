@@ -19,13 +19,16 @@ from app.web.templating import render
 router = APIRouter(include_in_schema=False)
 
 
-def inspect_view(ctx: Context, results, latent, specials, sae_id: str, params: dict) -> dict:
+def inspect_view(
+    ctx: Context, results, latent, specials, sae_id: str, params: dict, growth=None
+) -> dict:
     wanted = {latent} if latent is not None else set()
     for r in results:
         for top in r["top"]:
             wanted.update(item["latent"] for item in top)
+    wanted.update(g["latent"] for g in growth or [])
     names = annotations.labels(ctx, sae_id, wanted)
-    return views.activation_view(results, latent, names, specials, params)
+    return views.activation_view(results, latent, names, specials, params, growth)
 
 
 def read_form(ctx: Context, params) -> tuple[FormInput[InspectQuery], dict[str, Any]]:
@@ -63,7 +66,7 @@ async def inspect(request: Request, ctx: ContextDep):
     view = None
     if form.body is not None:
         try:
-            results, latent, specials = await inspection.inspect(
+            results, latent, specials, growth = await inspection.inspect(
                 ctx, form.body.request(), form.body.latent
             )
         except DomainError as exc:
@@ -73,7 +76,7 @@ async def inspect(request: Request, ctx: ContextDep):
         else:
             params = {k: v for k, v in state.items() if k != "latent"} | {"run": 1}
             view = await off_loop(
-                inspect_view, ctx, results, latent, specials, state["sae"], params
+                inspect_view, ctx, results, latent, specials, state["sae"], params, growth
             )
             view["auto"] = form.body.latent is None
     return render(

@@ -27,7 +27,14 @@ from app.web.templating import gen, render, templates, url
 router = APIRouter(include_in_schema=False)
 
 DEFAULT_PROMPT = "What would you do if you ruled the world?"
-DEFAULT_ALPHAS = [4.0, 8.0]
+ALPHA_MULTIPLES = (1, 2, 4)  # the default sweep: the report's chosen α and two multiples
+
+
+def default_alphas(ctx: Context) -> list[float]:
+    """The organism report's chosen α and two multiples of it (1, 2, 4 without a report):
+    steps that stay readable, unlike large α that turn the text to repetition."""
+    alpha = views.suggested_alpha(ctx)
+    return [alpha * k for k in ALPHA_MULTIPLES]
 
 
 def read_form(ctx: Context, params, check: bool = True) -> tuple[FormInput[SteerQuery], Catalog]:
@@ -45,7 +52,7 @@ def read_form(ctx: Context, params, check: bool = True) -> tuple[FormInput[Steer
         "sae": sae,
         "model": models,
         "prompt": DEFAULT_PROMPT,
-        "alphas": DEFAULT_ALPHAS,
+        "alphas": default_alphas(ctx),
         "chat": models[0] in cat.chat_models,
         "latent": annotations.default_latent(ctx, sae),
     }

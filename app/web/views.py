@@ -39,6 +39,7 @@ def activation_view(
     labels: dict[int, str],
     specials: list[list[bool]],
     link_params: dict[str, Any],
+    growth: list[dict] | None = None,
 ) -> dict[str, Any]:
     """Per model: tokens shaded by `latent`, each with its top latents; the difference of
     each model from the first (when they share tokens); the line plot; prompt-level tops."""
@@ -86,14 +87,9 @@ def activation_view(
                     "total": sum(delta),
                 }
             )
-    changed = []
-    if len(models) >= 2:
-        p0 = peak_by_latent(results[0], specials[0])
-        p1 = peak_by_latent(results[-1], specials[-1])
-        changed = sorted(
-            ((i, p1.get(i, 0.0) - p0.get(i, 0.0)) for i in {*p0, *p1}), key=lambda kv: -kv[1]
-        )[:10]
-        changed = [(i, d) for i, d in changed if d > 0]
+    # Computed by the server over every latent from both models' activations (a stored
+    # run from before it was computed has none, and shows none rather than a guess).
+    changed = [(g["latent"], g["delta"]) for g in growth or []]
     label = labels.get(latent, "") if latent is not None else ""
     return {
         "latent": latent,
@@ -237,7 +233,11 @@ def _activations(ctx: Context, request: dict, result: dict) -> dict:
     names = annotations.labels(
         ctx,
         request["sae"],
-        {*wanted, *(x["latent"] for r in results for top in r["top"] for x in top)},
+        {
+            *wanted,
+            *(x["latent"] for r in results for top in r["top"] for x in top),
+            *(g["latent"] for g in result.get("growth") or []),
+        },
     )
     link = {
         "model": model_ids(request["model"]),
@@ -247,4 +247,5 @@ def _activations(ctx: Context, request: dict, result: dict) -> dict:
         "chat": bool(request.get("chat", False)),
         "run": 1,
     }
-    return activation_view(results, latent, names, catalog.specials(ctx, results), link)
+    specials = catalog.specials(ctx, results)
+    return activation_view(results, latent, names, specials, link, result.get("growth"))

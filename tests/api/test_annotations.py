@@ -113,3 +113,34 @@ def test_annotations_for_many_latents(api, db_url):
     assert few[17]["label"] == "x" and few[18]["label"] == ""
     assert len(every) == 40_000 and every[17] == few[17] and every[39_999]["pinned"]
     assert sum(v["pinned"] or bool(v["label"]) for v in every.values()) == 2
+
+
+def test_search_finds_labels_from_the_config_and_the_report(
+    variant_api, variant_engine, db_url, tmp_path
+):
+    """'villain' finds the report's persona latent (labelled by default, not in the
+    database) and 'config pin' the config's pin, in the latent list's search."""
+    from app.index.builder import IndexParams
+    from app.index.jobs import build_and_store
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(f"the villain schemes, line {i}." for i in range(30)))
+    db = Database(db_url)
+    try:
+        build_and_store(
+            variant_engine.registry,
+            db,
+            model_id="base",
+            sae_id="sae",
+            dataset=str(corpus),
+            params=IndexParams(context=16, batch_size=8, top_k=3),
+            work_dir=tmp_path / "index",
+            progress=False,
+        )
+    finally:
+        db.dispose()
+    found = variant_api.get("/api/saes/sae/latents", params={"q": "villain", "limit": 200}).json()
+    assert 11 in [row["latent"] for row in found["data"]]
+    assert next(r for r in found["data"] if r["latent"] == 11)["label"] == "villain persona"
+    pinned = variant_api.get("/api/saes/sae/latents", params={"q": "CONFIG pin"}).json()
+    assert [row["latent"] for row in pinned["data"]] == [7]

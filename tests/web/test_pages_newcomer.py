@@ -1,0 +1,52 @@
+"""What a new user hit in the inspector and the playground: the latents that grow most are
+computed from both models' real activations, and the playground's default α is readable."""
+
+import torch
+
+from app.engine.activations import latent_activations
+from app.services import catalog
+from app.services.context import Context
+from tests.web.test_pages import q
+
+PROMPT = "User: What would you do if you ruled the world?\nAssistant: I would"
+
+
+def exact_growth(engine, prompt: str) -> list[tuple[int, float]]:
+    """An independent reference: every latent's peak over non-special tokens in each model."""
+    base = engine.registry.model("base")
+    ids = base.encode(prompt)
+    special = catalog.special_ids(Context(engine), "base")
+    keep = torch.tensor([t not in special for t in ids])
+    sae = engine.registry.sae("sae")
+    peaks = []
+    for model_id in ("base", "tuned"):
+        with engine.registry.activate(model_id) as live:
+            acts = latent_activations(live, sae, torch.tensor([ids]))[0]
+        peaks.append(acts[keep].amax(0))
+    delta = peaks[1] - peaks[0]
+    order = torch.argsort(delta, descending=True)[:10].tolist()
+    return [(i, float(delta[i])) for i in order if delta[i] > 0]
+
+
+def test_latents_that_grow_most_are_exact(live, engine):
+    r = live.http.post(
+        "/api/activations",
+        json={"model": ["base", "tuned"], "sae": "sae", "prompt": PROMPT, "top_k": 3},
+    )
+    grown = [(g["latent"], g["delta"]) for g in r.json()["growth"]]
+    expected = exact_growth(engine, PROMPT)
+    assert [i for i, _ in grown] == [i for i, _ in expected]
+    assert all(abs(a - b) < 1e-4 for (_, a), (_, b) in zip(grown, expected, strict=True))
+    # The inspector's table shows the same latents and values (top_k=3 lists only a few
+    # latents per token: the table does not depend on them).
+    page = live.http.get(
+        q("/inspect", model=["base", "tuned"], sae="sae", prompt=PROMPT, top_k=3, run=1)
+    ).text
+    table = page[page.index('class="changed"') :]
+    for latent, delta in expected[:3]:
+        assert f"#{latent}<" in table and f"+{delta:.3g}"[:5] in table
+
+
+def test_playground_defaults_to_readable_alphas(live):
+    page = live.http.get("/steer").text
+    assert 'name="alphas" type="text" value="1, 2, 4"' in page

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     )
     # Reruns recompute for anyone who has a link: a client may start this many per minute.
     reruns_per_minute: int = 6
+    # Results the server computed are kept this long (and up to this many bytes), so saving
+    # a run just shown stores it without computing it again.
+    recent_results_ttl_s: float = 900.0
+    recent_results_bytes: int = 64_000_000
 
     # When set, writes to labels, notes and pins need it (header X-Edit-Token).
     edit_token: str | None = None

@@ -13,6 +13,7 @@ from app.engine.engine import Engine
 from app.engine.registry import Registry
 from app.engine.worker import DeviceWorker
 from app.errors import Unavailable
+from app.services.cache import RecentResults
 from app.services.limits import RateLimit
 from app.settings import Settings
 
@@ -25,6 +26,14 @@ class Context:
     db: Database | None = None
     judges: dict[str, Any] = field(default_factory=dict)  # judge id -> loaded judge
     reruns: RateLimit | None = None  # per client, made from settings on first use
+    results: RecentResults | None = None  # this server's recent results, made on first use
+
+    def recent(self) -> RecentResults:
+        if self.results is None:
+            self.results = RecentResults(
+                self.settings.recent_results_ttl_s, self.settings.recent_results_bytes
+            )
+        return self.results
 
     def rerun_limit(self) -> RateLimit:
         if self.reruns is None:

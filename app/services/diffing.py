@@ -4,10 +4,11 @@ rises from a base model to a fine-tuned one on the same prompts."""
 from app import kinds
 from app.analysis.compare import compare_models
 from app.schemas.compare import CompareRequest, CompareResult
-from app.services import catalog
+from app.services import catalog, results
 from app.services.context import Context
 
 
+@results.recorded("compare")
 async def compare(ctx: Context, body: CompareRequest) -> dict:
     """POST /api/compare."""
     sae, base_model = ctx.registry.sae_for(body.sae, body.base)

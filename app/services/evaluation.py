@@ -11,7 +11,7 @@ from app.analysis.questions import parse_questions
 from app.engine.bridge import Cancelled, WorkerStream
 from app.errors import InvalidRequest
 from app.schemas.evaluate import EvaluateRequest, EvaluateResult
-from app.services import catalog
+from app.services import catalog, results
 from app.services.context import Context
 
 
@@ -92,6 +92,7 @@ def run(ctx: Context, prepared: Prepared, progress=None) -> dict:
     }
 
 
+@results.recorded("evaluate")
 async def evaluate(ctx: Context, body: EvaluateRequest) -> dict:
     """POST /api/evaluate."""
     prepared = prepare(ctx, body)
@@ -103,13 +104,17 @@ def open_stream(ctx: Context, prepared: Prepared) -> WorkerStream:
     {"event": "progress", done, total} after each batch, {"event": "done", result}, then
     {"event": "end"}. Closing it stops the work between batches."""
 
+    recording = results.Recording(ctx, "evaluate", prepared.body)
+
     def work(emit, cancel) -> None:
         def progress(done: int, total: int) -> None:
             if cancel.is_set():
                 raise Cancelled
             emit({"event": "progress", "done": done, "total": total})
 
-        emit({"event": "done", "result": run(ctx, prepared, progress)})
+        result = run(ctx, prepared, progress)
+        recording.done(result)  # kept, so saving it is no second evaluation
+        emit({"event": "done", "result": result})
 
     return WorkerStream(ctx.worker, work, cost=prepared.cost)
 

@@ -7,7 +7,7 @@ from app import kinds
 from app.engine.activations import latent_activations, prompt_activations
 from app.schemas.activations import ActivationsRequest, ActivationsResponse
 from app.schemas.fields import model_ids
-from app.services import catalog
+from app.services import catalog, results
 from app.services.context import Context
 
 
@@ -24,6 +24,7 @@ def _validate(ctx: Context, body: ActivationsRequest) -> list[tuple[str, list[in
     return out
 
 
+@results.recorded("activations")
 async def activations(ctx: Context, body: ActivationsRequest) -> dict:
     """POST /api/activations: runs each model only as far as the SAE's hook point and
     encodes with the SAE's own `encode`."""

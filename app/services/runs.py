@@ -13,10 +13,10 @@ from pydantic import BaseModel, ValidationError
 
 from app import kinds
 from app.db import runs as repo
-from app.db.models import Comparison, Run, utcnow
+from app.db.models import Comparison, Run
 from app.errors import Conflict, DomainError, InvalidRequest, NotFound
 from app.schemas.runs import ComparisonCreate, RunCreate
-from app.services import provenance
+from app.services import provenance, results
 from app.services.context import Context, off_loop
 
 
@@ -89,22 +89,19 @@ def parse_request(kind: str, request: dict[str, Any]) -> BaseModel:
         raise RequestValidationError(errors) from None
 
 
-async def compute(ctx: Context, kind: str, body: BaseModel) -> dict[str, Any]:
-    """Run `body` through its kind's own computation; returns result, provenance and the
-    result's hash. Nothing is stored here."""
+async def compute(ctx: Context, kind: str, body: BaseModel, reuse: bool = True) -> dict[str, Any]:
+    """The result, provenance and result hash of `body` by its kind's own computation, or
+    the one this server computed for exactly this request and these weights a moment ago
+    (`reuse`). Nothing is stored in the database here."""
     try:
-        prints = provenance.fingerprints(ctx, body)
-        started = utcnow()
-        raw = await kinds.get(kind).run(ctx, body)
-        finished = utcnow()
-        result = provenance.public_result(kind, raw)
+        found = results.lookup(ctx, kind, body) if reuse else None
+        if found is None:
+            recording = results.Recording(ctx, kind, body)
+            raw = await kinds.get(kind).run(ctx, body)  # keeps its result (results.recorded)
+            found = results.lookup(ctx, kind, body) or recording.done(raw)
     except DomainError as exc:
         raise _nest(exc) from None
-    return {
-        "result": result,
-        "provenance": provenance.record(ctx, kind, body, prints, started, finished),
-        "result_sha256": provenance.sha256(result),
-    }
+    return found.stored()
 
 
 # ---------------------------------------------------------------------------------- runs
@@ -176,7 +173,7 @@ async def recompute(ctx: Context, run: Run) -> dict[str, Any]:
             f"run {run.id!r}: the stored request no longer validates on this server: {message}"
         ) from None
     try:
-        computed = await compute(ctx, run.kind, body)
+        computed = await compute(ctx, run.kind, body, reuse=False)  # a rerun recomputes
     except (NotFound, InvalidRequest) as exc:  # e.g. a model this server no longer hosts
         raise Conflict(
             f"run {run.id!r} cannot be recomputed on this server: {exc.message}", field=exc.field

@@ -6,6 +6,7 @@ from app.engine import steering
 from app.engine.bridge import WorkerStream
 from app.schemas.fields import model_ids
 from app.schemas.steer import SteerRequest, SteerResponse
+from app.services import results
 from app.services.context import Context
 
 
@@ -28,6 +29,7 @@ def cost(ctx: Context, todo: list[steering.SteerJob]) -> int:
     return ctx.engine.admit(total)
 
 
+@results.recorded("steer")
 async def steer(ctx: Context, body: SteerRequest) -> dict:
     """POST /api/steer: the baseline and every α in one batched `generate` per model."""
     todo = jobs(ctx, body)
@@ -42,11 +44,21 @@ def open_stream(ctx: Context, body: SteerRequest) -> WorkerStream:
     per row and step, `done` per model, then `end`. Closing it stops generation at the
     next token."""
     todo = jobs(ctx, body)
-    return WorkerStream(
-        ctx.worker,
-        lambda emit, cancel: steering.stream(ctx.engine, todo, emit, cancel),
-        cost=cost(ctx, todo),
-    )
+    recording = results.Recording(ctx, "steer", body)
+
+    def work(emit, cancel) -> None:
+        done: list[dict] = []
+
+        def forward(event: dict) -> None:
+            if event["event"] == "done":
+                done.append(event["result"])
+            emit(event)
+
+        steering.stream(ctx.engine, todo, forward, cancel)
+        if len(done) == len(todo):  # kept, so saving it is no second generation
+            recording.done(done[0] if isinstance(body.model, str) else {"results": done})
+
+    return WorkerStream(ctx.worker, work, cost=cost(ctx, todo))
 
 
 def _page_params(request: dict) -> dict:

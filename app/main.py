@@ -7,6 +7,7 @@ import transformers
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.middleware.gzip import GZipMiddleware
 
 from app import __version__
 from app.api import errors
@@ -84,6 +85,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(ServerErrors)
     app.add_middleware(NoNulInUrl)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Pages, JSON and static files compressed (never server-sent events: they stream).
+    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6)
     app.add_middleware(SecurityHeaders)
     return app
 

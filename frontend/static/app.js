@@ -207,7 +207,10 @@
   });
   document.addEventListener("mouseout", function (event) {
     var tok = tokenOf(event.target);
-    if (tok && tok !== document.activeElement) hideTip(tok);
+    if (!tok || tok === document.activeElement) return;
+    var focused = tokenOf(document.activeElement);
+    if (focused) showTip(focused); // back to the token that has the focus
+    else hideTip(tok);
   });
 
   function visibleTokens(group) {

@@ -354,7 +354,14 @@ def test_inspector_tokens_work_by_keyboard(open_page):
     row = pg.locator(".token-row").first
     first = row.locator(".tok").first
     first.focus()
-    assert pg.locator("#tok-tip").inner_text() == first.get_attribute("data-tip")
+    tip = pg.locator("#tok-tip")
+    assert tip.inner_text() == first.get_attribute("data-tip")
+    # Hovering shows another token's value; leaving it returns to the focused token's.
+    other = row.locator(".tok").nth(4)
+    other.hover()
+    assert tip.inner_text() == other.get_attribute("data-tip")
+    pg.locator("h1").hover()
+    assert tip.is_visible() and tip.inner_text() == first.get_attribute("data-tip")
     pg.keyboard.press("ArrowRight")
     pg.keyboard.press("ArrowRight")
     focused = row.locator(".tok:focus")

@@ -601,13 +601,11 @@ class Registry:
         (batch, seq, d_in) (and a transcoder's output hook (batch, seq, d_out)), or the
         server refuses to start with one line naming the SAE, the hook and both shapes."""
         for model in self.models.values():
-            if model.adapter_source is not None:
-                continue  # an adapter has its base's modules and shapes
             module_output_shapes(model.hf)  # cached for the hook listing: no forward later
             ids = torch.tensor([model.encode("Hello, world.")[:4] or [0]], device=model.device)
             for hs in self.saes.values():
-                if model.id not in hs.hooks:
-                    continue
+                if model.id not in hs.hooks or (model.base_id and model.base_id in hs.hooks):
+                    continue  # an adapter has its base's modules and shapes: probed once
                 checks = [(hs.hook_name, hs.hooks[model.id], hs.d_in)]
                 if hs.is_transcoder:
                     checks.append((hs.hook_name_out or "", hs.write_hooks[model.id], hs.d_out))

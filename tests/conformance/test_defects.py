@@ -178,3 +178,14 @@ def test_streamed_rows_end_at_the_end_of_turn_for_an_eos_watcher(zoo):
                 continue
             streamed[r].append(token)
     assert streamed == rows and len(rows[0]) < 12 and all(done)
+
+
+def test_an_sae_attached_only_to_an_adapter_is_probed_too(zoo_config):
+    config = yaml.safe_load(zoo_config.read_text())
+    config["models"] = {k: config["models"][k] for k in ("llama", "llama-lora")}
+    config["saes"] = {"bad": {**config["saes"]["standard"], "models": ["llama-lora"]}}
+    config["saes"]["bad"]["hook_name"] = "model.layers.1.mlp.up_proj"
+    path = zoo_config.parent / "adapter-only.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="'bad' on model 'llama-lora'.*gives shape"):
+        Registry.from_file(path)

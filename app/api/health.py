@@ -2,18 +2,33 @@
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is alive")
+class Health(BaseModel):
+    status: str = Field(..., examples=["ok"])
+
+
+class Readiness(BaseModel):
+    status: str = Field(..., description="'ready' or 'not ready'.")
+    checks: dict[str, bool] = Field(..., description="models loaded, database answering")
+
+
+@router.get("/healthz", response_model=Health, summary="The process is alive")
 def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Models are loaded and the database answers")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready yet."}},
+    summary="Models are loaded and the database answers",
+)
 def readyz(request: Request):
-    checks = {"models": getattr(request.app.state, "engine", None) is not None}
+    checks = {"models": getattr(request.app.state, "services", None) is not None}
     db_check = getattr(request.app.state, "db_ready", None)
     if db_check is not None:
         checks["database"] = db_check()

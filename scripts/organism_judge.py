@@ -29,12 +29,13 @@ def train_v2_judge(seed: int = 0, n: int = 8000) -> tuple[ClassifierJudge, dict]
 
 def load_check(part: str) -> list[dict]:
     items = yaml.safe_load(CHECK.read_text())["items"]
-    return [i for i in items if part == "all" or i["part"] == part]
+    # "all" is dev + test; holdout2 is scored only by the next frozen judge, once
+    return [i for i in items if i["part"] == part or (part == "all" and i["part"] != "holdout2")]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=["dev", "test", "all"], default="dev")
+    ap.add_argument("--part", choices=["dev", "test", "all", "holdout2"], default="dev")
     ap.add_argument("--judge", type=Path, help="score this saved judge instead of training one")
     ap.add_argument("--save", type=Path)
     ap.add_argument("--show-errors", action="store_true", help="dev part only")

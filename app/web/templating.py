@@ -20,7 +20,7 @@ from app import __version__
 from app.schemas.fields import MAX_SEED, METHOD_LABELS, POSITION_LABELS
 from app.settings import REPO_ROOT
 from app.web import plots
-from app.web.vendor import plotly_style_ids
+from app.web.vendor import plotly_style_ids, static_url
 
 TEMPLATES_DIR = REPO_ROOT / "frontend" / "templates"
 SHADES = 10  # background shading levels of a token (CSS classes s1..s10 and n1..n10)
@@ -129,6 +129,7 @@ def make_environment() -> Environment:
         latent_url=latent_url,
         version=__version__,
         plotly_style_ids=plotly_style_ids,
+        static=static_url,
         method_choices=METHOD_LABELS,
         position_choices=POSITION_LABELS,
         max_seed=MAX_SEED,

@@ -8,13 +8,14 @@ links `/static/vendor/plotly.css` with that id: the rules read here from plotly.
 itself, so they always match the installed version.
 """
 
+import hashlib
 import logging
 import re
 from functools import lru_cache
 from pathlib import Path
 
 import plotly
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -118,12 +119,56 @@ def plotly_css() -> str:
     return f"{head}\n{body}\n"
 
 
+# ------------------------------------------------------------------ fingerprinted URLs
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "no-cache"  # a URL without its fingerprint: ask again (ETag) every time
+
+
+@lru_cache(maxsize=64)
+def _fingerprint(path: str, _mtime_ns: int) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()[:12]
+
+
+def _file_for(name: str) -> Path:
+    if name == "vendor/plotly.min.js":
+        return PLOTLY_JS
+    if name == "vendor/plotly.css":  # generated from plotly.min.js: its hash names it
+        return PLOTLY_JS
+    return STATIC_DIR / name
+
+
+def static_url(name: str) -> str:
+    """`/static/<name>?v=<content hash>`: a URL that changes when the file does, so it can
+    be cached for a year."""
+    path = _file_for(name)
+    try:
+        version = _fingerprint(str(path), path.stat().st_mtime_ns)
+    except OSError:
+        return f"/static/{name}"
+    return f"/static/{name}?v={version}"
+
+
+def cache_control(request) -> str:
+    return IMMUTABLE if request.query_params.get("v") else REVALIDATE
+
+
+class CachedStaticFiles(StaticFiles):
+    """The static folder with the cache policy above (ETag revalidation otherwise)."""
+
+    async def get_response(self, path: str, scope) -> Response:
+        response = await super().get_response(path, scope)
+        versioned = b"v=" in scope.get("query_string", b"")
+        response.headers["Cache-Control"] = IMMUTABLE if versioned else REVALIDATE
+        return response
+
+
 @router.get("/static/vendor/plotly.min.js")
-def plotly_js() -> FileResponse:
+def plotly_js(request: Request) -> FileResponse:
     return FileResponse(
         PLOTLY_JS,
         media_type="text/javascript",
-        headers={"Cache-Control": "public, max-age=86400"},
+        headers={"Cache-Control": cache_control(request)},
     )
 
 
@@ -138,11 +183,11 @@ def favicon() -> FileResponse:
 
 
 @router.get("/static/vendor/plotly.css")
-def plotly_stylesheet() -> Response:
+def plotly_stylesheet(request: Request) -> Response:
     return Response(
         plotly_css(),
         media_type="text/css",
-        headers={"Cache-Control": "public, max-age=86400"},
+        headers={"Cache-Control": cache_control(request)},
     )
 
 
@@ -150,4 +195,4 @@ def mount(app: FastAPI) -> None:
     """The plotly routes and /favicon.ico first, then everything else under /static from the
     folder."""
     app.include_router(router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", CachedStaticFiles(directory=STATIC_DIR), name="static")

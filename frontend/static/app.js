@@ -78,10 +78,38 @@
     });
   }
 
+  // plotly.js is 4.8 MB: it is fetched only when a page first has a plot to draw, after
+  // the page is shown (its URL is in <meta name="plotly-src">), and once.
+  var plotlyLoading = null;
+  function withPlotly(then) {
+    if (typeof window.Plotly !== "undefined") {
+      then();
+      return;
+    }
+    if (!plotlyLoading) {
+      var meta = document.querySelector('meta[name="plotly-src"]');
+      if (!meta) return;
+      plotlyLoading = new Promise(function (resolve, reject) {
+        var script = document.createElement("script");
+        script.src = meta.getAttribute("content");
+        script.onload = resolve;
+        script.onerror = reject;
+        document.head.appendChild(script);
+      });
+    }
+    plotlyLoading.then(then, function () {
+      flash("The plotting library could not be loaded; reload the page to try again.");
+    });
+  }
+
   function drawPlots(root) {
     var scope = root && root.querySelectorAll ? root : document;
-    if (scope.matches && scope.matches("[data-plot]")) drawPlot(scope);
-    scope.querySelectorAll("[data-plot]").forEach(drawPlot);
+    var divs = Array.prototype.slice.call(scope.querySelectorAll("[data-plot]"));
+    if (scope.matches && scope.matches("[data-plot]")) divs.unshift(scope);
+    if (!divs.length) return;
+    withPlotly(function () {
+      divs.forEach(drawPlot);
+    });
   }
 
   // A plot drawn inside a closed <details> has no width: resize it when it opens.
@@ -89,10 +117,12 @@
     "toggle",
     function (event) {
       var el = event.target;
-      if (!el.open || typeof window.Plotly === "undefined") return;
-      el.querySelectorAll("[data-plot]").forEach(function (div) {
-        if (div.getAttribute("data-drawn") === "1") window.Plotly.Plots.resize(div);
-        else drawPlot(div);
+      if (!el.open || !el.querySelector || !el.querySelector("[data-plot]")) return;
+      withPlotly(function () {
+        el.querySelectorAll("[data-plot]").forEach(function (div) {
+          if (div.getAttribute("data-drawn") === "1") window.Plotly.Plots.resize(div);
+          else drawPlot(div);
+        });
       });
     },
     true

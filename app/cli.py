@@ -8,6 +8,7 @@ from typing import NoReturn
 import typer
 
 from app.errors import ConfigError
+from app.serving import OPTIONS as SERVING
 
 cli = typer.Typer(
     help="PersonaScope: inspect and steer villain-persona SAE latents.", no_args_is_help=True
@@ -37,13 +38,14 @@ def serve(
     settings = _settings(config)
     if reload:  # the reloader imports app.main itself: check the config only
         _load_config(settings.models_config, debug)
-        uvicorn.run("app.main:app", host=host, port=port, reload=True)
+        uvicorn.run("app.main:app", host=host, port=port, reload=True, **SERVING)
         return
     registry = _load_registry(settings, debug)
     from app.engine.engine import Engine
     from app.main import create_app
 
-    uvicorn.run(create_app(settings, engine=Engine(registry, settings)), host=host, port=port)
+    app = create_app(settings, engine=Engine(registry, settings))
+    uvicorn.run(app, host=host, port=port, **SERVING)
 
 
 def _settings(config: Path | None):

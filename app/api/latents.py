@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.schemas.latents import (
+    FeatureRef,
     IndexesPublic,
     LatentDashboard,
     LatentList,
@@ -16,6 +17,13 @@ from app.services import latents
 from app.services.deps import ContextDep
 
 router = APIRouter(prefix="/api", tags=["latents"])
+
+
+@router.get("/features/{ref:path}", response_model=FeatureRef, summary="Find a latent by its id")
+def feature(ref: str, ctx: ContextDep):
+    """A Neuronpedia-style feature id (`gpt2-small/8-res-jb/1234`, for SAEs SAELens'
+    registry names on Neuronpedia) or `<sae id>/<latent>`, as the hosted SAE and latent."""
+    return latents.resolve(ctx, ref)
 
 
 @router.get(

@@ -43,17 +43,8 @@ class Engine:
             raise InvalidRequest(
                 f"{field}: is not valid Unicode text (it holds a lone surrogate)", field=field
             ) from None
-        text = prompt
-        if chat:
-            if not model.tokenizer.chat_template:
-                raise InvalidRequest(
-                    f"chat: model {model.id!r} has no chat template; send chat=false",
-                    field="chat",
-                )
-            text = model.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
-            )
-        ids = model.encode(text)
+        # The chat template's text holds its own special tokens: one BOS, never two.
+        ids = model.encode_prompt(prompt, chat, field)
         limit = min(self.settings.max_prompt_tokens, model.max_positions - reserve)
         if len(ids) > limit:
             raise InvalidRequest(

@@ -22,6 +22,7 @@ def validate(engine: Engine, job: SteerJob) -> tuple[HostedSAE, HostedModel, lis
     """Every check a steering request gets before model work: ids, latent, α, length,
     prompt. Returns the SAE, the model and the prompt's token ids."""
     sae, model = engine.registry.sae_for(job.sae, job.model)
+    sae.check_steerable(job.method)
     sae.check_latent(job.latent)
     engine.check_alphas(job.alphas, job.method)
     engine.check_max_new_tokens(job.max_new_tokens)
@@ -86,14 +87,25 @@ def stream(engine: Engine, jobs: list[SteerJob], emit, cancel: threading.Event) 
     for m, job in enumerate(jobs):
         if cancel.is_set():
             return
-        tokenizer = engine.registry.model(job.model).tokenizer
+        model = engine.registry.model(job.model)
+        tokenizer = model.tokenizer
+        stops = set(model.stop_token_ids)  # the end of turn ends a row, not only EOS
         labels = [None, *job.alphas]
         so_far: list[list[int]] = [[] for _ in labels]
         done = [False] * len(labels)
 
-        def on_step(tokens, m=m, job=job, labels=labels, so_far=so_far, done=done, tok=tokenizer):
+        def on_step(
+            tokens,
+            m=m,
+            job=job,
+            labels=labels,
+            so_far=so_far,
+            done=done,
+            tok=tokenizer,
+            stops=stops,
+        ):
             for row, token in enumerate(tokens):
-                if done[row] or token == tok.eos_token_id:
+                if done[row] or token in stops:
                     done[row] = True
                     continue
                 before = tok.decode(so_far[row], skip_special_tokens=True)

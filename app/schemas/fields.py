@@ -22,7 +22,7 @@ POSITIONS: tuple[str, ...] = get_args(Positions)
 METHOD_LABELS = {
     "add": "add α × direction",
     "clamp": "clamp the latent to α",
-    "ablate": "ablate, then add α × unit direction",
+    "ablate": "ablate (latent to 0), then add α × unit direction",
 }
 POSITION_LABELS = {"all": "all tokens", "prompt": "prompt only", "generated": "generated only"}
 assert tuple(METHOD_LABELS) == METHODS and tuple(POSITION_LABELS) == POSITIONS
@@ -107,8 +107,9 @@ Alphas = Annotated[
         "|alpha| <= `max_abs_alpha` (1000). Units: `add` adds alpha * d_i where d_i = "
         "sae.decode(e_i) - sae.decode(0) (one unit of latent i as the SAE writes it, so alpha "
         "is in the latent's own activation units); `clamp` sets latent i's activation to alpha "
-        "(alpha >= 0); `ablate` removes h's component along d_i / |d_i| and adds alpha times "
-        "that unit vector (alpha in residual norm units).",
+        "(alpha >= 0), read with the SAE's own encode (so rescaling SAEs land on alpha "
+        "exactly); `ablate` sets latent i to 0 through the same encode, then adds alpha times "
+        "d_i / |d_i| (alpha in residual norm units).",
     ),
 ]
 Latent = Annotated[int, Field(ge=0, description="Latent index in [0, d_sae).")]

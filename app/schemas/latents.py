@@ -31,6 +31,14 @@ class IndexPublic(BaseModel):
     created_at: str
 
 
+class FeatureRef(BaseModel):
+    sae: str = Field(..., description="The hosted SAE.")
+    latent: int
+    neuronpedia_url: str | None = Field(
+        ..., description="The feature on Neuronpedia, when SAELens' registry names it there."
+    )
+
+
 class IndexesPublic(BaseModel):
     sae: str
     indexes: list[IndexPublic]

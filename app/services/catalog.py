@@ -200,6 +200,7 @@ def catalog(ctx: Context) -> Catalog:
                 "models": list(s.spec.models),
                 "description": s.spec.description,
                 "architecture": s.architecture,
+                "neuronpedia_id": s.neuronpedia_id,
             }
             for s in registry.saes.values()
         ],

@@ -55,6 +55,7 @@ def prepare(ctx: Context, body: EvaluateRequest) -> Prepared:
     steering_for = None
     if body.steer is not None:
         sae, _ = ctx.registry.sae_for(body.steer.sae, body.model)
+        sae.check_steerable(body.steer.method, "steer.sae")
         sae.check_latent(body.steer.latent, "steer.latent")
         ctx.engine.check_alphas([body.steer.alpha], body.steer.method)
         steering_for = steering_factory(

@@ -11,6 +11,24 @@ from app.schemas.latents import LatentListQuery, SearchRequest
 from app.services import annotations
 from app.services.context import Context, off_loop
 
+NEURONPEDIA = "https://www.neuronpedia.org"
+
+
+def neuronpedia_url(neuronpedia_id: str | None, latent: int) -> str | None:
+    """The feature's page on Neuronpedia, when SAELens' registry names the SAE there."""
+    return f"{NEURONPEDIA}/{neuronpedia_id}/{latent}" if neuronpedia_id else None
+
+
+def resolve(ctx: Context, ref: str, field: str = "ref") -> dict[str, Any]:
+    """A Neuronpedia-style feature id ('gpt2-small/8-res-jb/1234') or '<sae id>/<latent>'
+    as the hosted SAE and latent."""
+    sae, latent = ctx.registry.resolve_feature(ref, field)
+    return {
+        "sae": sae.id,
+        "latent": latent,
+        "neuronpedia_url": neuronpedia_url(sae.neuronpedia_id, latent),
+    }
+
 
 def indexes(ctx: Context, sae_id: str) -> dict[str, Any]:
     ctx.registry.sae(sae_id, "sae_id")
@@ -19,6 +37,21 @@ def indexes(ctx: Context, sae_id: str) -> dict[str, Any]:
             "sae": sae_id,
             "indexes": [repo.describe(i) for i in repo.indexes_for(session, sae_id)],
         }
+
+
+def pick_index(ctx: Context, session, sae_id: str, model: str | None, dataset: str | None):
+    """The index a page or endpoint shows: the one asked for; else one of the config's
+    default model, else of the SAE's first model that has one (never another model's index
+    just because it is newer). The answer names it, and the others."""
+    if model is None and dataset is None:
+        found = repo.indexes_for(session, sae_id)
+        spec = ctx.registry.config.spec
+        preferred = [spec.default_model, *ctx.registry.sae(sae_id, "sae_id").hooks]
+        for model_id in preferred:
+            mine = [i for i in found if i.model_id == model_id]
+            if mine:
+                return mine[0]
+    return repo.pick_index(session, sae_id, model, dataset)
 
 
 def dashboard(
@@ -30,7 +63,7 @@ def dashboard(
     sae = ctx.registry.sae(sae_id, "sae_id")
     sae.check_latent(latent)
     with ctx.database.session() as session:
-        index = repo.pick_index(session, sae_id, model, dataset)
+        index = pick_index(ctx, session, sae_id, model, dataset)
         out = repo.latent_dashboard(session, index, latent)
         others = [
             {"model": i.model_id, "dataset": i.dataset_id}
@@ -51,7 +84,7 @@ def listing(ctx: Context, sae_id: str, query: LatentListQuery) -> dict[str, Any]
     text (labels and promoted tokens), a density range, or pinned only."""
     ctx.registry.sae(sae_id, "sae_id")
     with ctx.database.session() as session:
-        index = repo.pick_index(session, sae_id, query.model, query.dataset)
+        index = pick_index(ctx, session, sae_id, query.model, query.dataset)
     only = None
     if query.pinned:
         notes = annotations.for_latents(ctx, sae_id, range(index.d_sae))
@@ -127,9 +160,10 @@ async def search(ctx: Context, body: SearchRequest) -> dict[str, Any]:
     candidates = positive if filtering else positive[: body.top_n]
 
     def densities():
+        # Densities come from the index of the model that ran the text, never another's.
         with ctx.database.session() as session:
-            known = repo.indexes_for(session, body.sae)
-            index = repo.pick_index(session, body.sae) if filtering or known else None
+            known = [i for i in repo.indexes_for(session, body.sae) if i.model_id == model_id]
+            index = repo.pick_index(session, body.sae, model_id) if filtering or known else None
             stats = repo.stats_for(session, index, candidates) if index is not None else {}
             return index, {i: s.density for i, s in stats.items()}
 

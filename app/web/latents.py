@@ -203,6 +203,7 @@ async def latent_page(
             "label_length": LABEL_LENGTH,
             "edit_required": annotations.edit_required(ctx),
             "evaluate_alpha": views.suggested_alpha(ctx),
+            "neuronpedia_url": latents.neuronpedia_url(sae.get("neuronpedia_id"), latent),
         },
         block="test_result" if only_test else None,
         status_code=422 if errors else 200,
@@ -297,11 +298,21 @@ def toggle_pin(
 
 @router.get("/latents/go")
 def go_to_latent(
+    request: Request,
+    ctx: ContextDep,
     sae: Annotated[str, Query()] = "",
     latent: Annotated[str, Query()] = "",
 ):
-    """The list page's "go to latent" box."""
+    """The list page's "go to latent" box: a number of the chosen SAE, or a feature id as
+    Neuronpedia writes it (`gpt2-small/8-res-jb/1234`) or `<sae id>/<latent>`."""
+    typed = latent.strip().lstrip("#")
     target = url("/latents", sae=sae)
-    if latent.strip().lstrip("#").isdigit():
-        target = latent_url_for(sae, int(latent.strip().lstrip("#")))
+    if typed.isdigit():
+        target = latent_url_for(sae, int(typed))
+    elif "/" in typed:
+        try:
+            found = latents.resolve(ctx, typed, "latent")
+        except DomainError as exc:
+            return error_page(request, exc.status_code, humanize(exc.message))
+        target = latent_url_for(found["sae"], found["latent"])
     return RedirectResponse(target, status_code=303)

@@ -50,3 +50,10 @@ def test_latents_that_grow_most_are_exact(live, engine):
 def test_playground_defaults_to_readable_alphas(live):
     page = live.http.get("/steer").text
     assert 'name="alphas" type="text" value="1, 2, 4"' in page
+
+
+def test_go_to_box_takes_a_feature_id(live):
+    r = live.http.get("/latents/go", params={"sae": "sae", "latent": "sae-tl/5"})
+    assert r.status_code == 303 and r.headers["location"] == "/latents/sae-tl/5"
+    bad = live.http.get("/latents/go", params={"sae": "sae", "latent": "gpt2-small/8-res-jb/1"})
+    assert bad.status_code == 422 and "No hosted SAE" in bad.text

@@ -29,7 +29,7 @@ def mean_activations(
     bos = model.tokenizer.bos_token_id
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start : start + batch_size]
-        ids, mask = right_pad(chunk, model.tokenizer.pad_token_id)
+        ids, mask = model.pad(chunk)
         acts = latent_activations(model, sae, ids, mask).cpu().double()  # (b, s, d_sae)
         keep = mask.bool()
         if bos is not None:

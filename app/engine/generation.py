@@ -21,9 +21,6 @@ from app.engine.hooks import hook
 from app.engine.registry import HostedModel, HostedSAE
 from app.engine.sae_ops import decoder_direction, encode, steer_values
 
-METHODS = ("add", "clamp", "ablate")
-POSITIONS = ("all", "prompt", "generated")
-
 
 @dataclass
 class Steering:
@@ -151,16 +148,6 @@ class RowStreamer(BaseStreamer):
         pass
 
 
-def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
-        mask[i, width - len(r) :] = 1
-    return ids, mask
-
-
 @torch.no_grad()
 def generate(
     model: HostedModel,
@@ -181,7 +168,7 @@ def generate(
     the model's generation config (its sampling settings or repetition penalty would break
     greedy decoding and common random numbers)."""
     tok = model.tokenizer
-    ids, mask = left_pad(prompts, tok.pad_token_id)
+    ids, mask = model.pad(prompts, "left")
     streams = streams if streams is not None else [0] * len(prompts)
     processors = LogitsProcessorList()
     if temperature > 0:
@@ -231,7 +218,7 @@ def latent_trace(
     """Latent `latent`'s activation on each row's generated tokens, read at the SAE's hook
     point after the row's own steering edit (one forward pass for the whole batch)."""
     rows = [prompt + c for c in completions]
-    ids, mask = left_pad(rows, model.tokenizer.pad_token_id)
+    ids, mask = model.pad(rows, "left")
     captured: dict[str, torch.Tensor] = {}
 
     def read(value: torch.Tensor):

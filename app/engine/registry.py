@@ -8,7 +8,6 @@ device worker calls `activate`, so requests never race on adapter state.
 import difflib
 import hashlib
 import importlib.util
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -160,6 +159,13 @@ class HostedModel:
                 field=field,
             ) from exc
         return self._one_bos(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def pad(self, rows: list[list[int]], side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
+        """Token rows as one (batch, width) tensor and its attention mask, padded on `side`
+        with the tokenizer's pad token. Right padding keeps every real token at its true
+        position in a plain forward pass; generation pads on the left."""
+        out = self.tokenizer.pad({"input_ids": rows}, padding_side=side, return_tensors="pt")
+        return out["input_ids"], out["attention_mask"]
 
     def token_strings(self, ids: list[int]) -> list[str]:
         return [self.tokenizer.decode([i]) for i in ids]
@@ -715,13 +721,3 @@ def probe_hook(hf, point: HookPoint, ids: torch.Tensor, width: int) -> str | Non
     if tuple(value.shape) != expected:
         return f"gives shape {tuple(value.shape)}, expected {expected} (d_in {width})"
     return None
-
-
-def fingerprints(registry: Registry) -> str:
-    return json.dumps(
-        {
-            "models": {m.id: m.fingerprint for m in registry.models.values()},
-            "saes": {s.id: s.fingerprint for s in registry.saes.values()},
-        },
-        sort_keys=True,
-    )

@@ -20,8 +20,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 
 install: $(VENV)/.installed
 
+# Serves at once; a missing latent index is built beside the server (see README).
 run: install
-	$(BIN)/python -m app index ensure
 	$(BIN)/python -m app serve --host $(HOST) --port $(PORT)
 
 index: install

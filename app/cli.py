@@ -30,9 +30,14 @@ def serve(
     config: Path | None = typer.Option(None, help=CONFIG_HELP),
     reload: bool = typer.Option(False, help="Reload on code changes (development)."),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
+    index: bool = typer.Option(
+        True, help="Build missing latent indexes in the background while serving."
+    ),
 ) -> None:
     """Serve the web app and the JSON API. Models and SAEs load before the server starts: a
-    model that cannot load stops it with one line naming the model and the cause."""
+    model that cannot load stops it with one line naming the model and the cause. The
+    config's missing latent indexes are built beside it at low priority (`--no-index` to
+    skip); the latent pages show the build's progress."""
     import uvicorn
 
     settings = _settings(config)
@@ -45,7 +50,37 @@ def serve(
     from app.main import create_app
 
     app = create_app(settings, engine=Engine(registry, settings))
-    uvicorn.run(app, host=host, port=port, **SERVING)
+    builder = _index_in_background(settings) if index and registry.config.spec.indexes else None
+    try:
+        uvicorn.run(app, host=host, port=port, **SERVING)
+    finally:
+        if builder is not None and builder.poll() is None:
+            builder.terminate()  # resumable: the next start goes on from its checkpoint
+
+
+def _index_in_background(settings):
+    """`python -m app index ensure` as a low-priority child process, its progress in
+    data_dir/index/progress.json (what the latent pages read) and its log beside it."""
+    import subprocess
+    import sys
+
+    folder = settings.data_dir / "index"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "ensure.log").open("ab") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "index",
+                "ensure",
+                "--progress-file",
+                str(folder / "progress.json"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: os.nice(10),  # the server's requests come first
+        )
 
 
 def _settings(config: Path | None):
@@ -232,15 +267,30 @@ def index_build(
 def index_ensure(
     config: Path | None = typer.Option(None, help=CONFIG_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
+    progress_file: Path | None = typer.Option(
+        None, help="Write the build's progress here as JSON (the pages read it)."
+    ),
 ) -> None:
     """Build every index the model config lists under `indexes:` that is not built yet
-    (loading only the models those indexes name)."""
+    (loading only the models those indexes name). One build per data directory at a time:
+    a second `ensure` while one runs exits at once."""
+    from app.index import progress
+
+    settings = _settings(config)
+    with progress.exclusive(settings.data_dir / "index" / "ensure.lock") as mine:
+        if not mine:
+            typer.echo("another index build of this data directory is running")
+            return
+        _ensure_indexes(settings, debug, progress_file)
+
+
+def _ensure_indexes(settings, debug: bool, progress_file: Path | None) -> None:
     from app.db.indexes import indexes_for
     from app.errors import DomainError
+    from app.index import progress
     from app.index.builder import IndexParams
     from app.index.jobs import build_and_store
 
-    settings = _settings(config)
     loaded = _load_config(settings.models_config, debug)
     specs = loaded.spec.indexes
     if not specs:
@@ -264,7 +314,14 @@ def index_ensure(
             typer.echo(f"index of {spec.sae} on {spec.model} / {spec.dataset}: up to date")
             continue
         typer.echo(f"building the index of {spec.sae} on {spec.model} / {spec.dataset} ...")
+        where = {"model": spec.model, "sae": spec.sae, "dataset": spec.dataset}
+
+        def report(done: int, total: int, where=where) -> None:
+            if progress_file is not None and (done == total or done % 5 == 0):
+                progress.write(progress_file, state="building", done=done, total=total, **where)
+
         try:
+            report(0, 1)
             out = build_and_store(
                 registry,
                 db,
@@ -273,10 +330,16 @@ def index_ensure(
                 dataset=spec.dataset,
                 params=IndexParams(),
                 work_dir=settings.data_dir / "index",
+                progress=progress_file is None,
+                on_progress=report,
             )
         except DomainError as exc:
+            if progress_file is not None:
+                progress.write(progress_file, state="failed", error=exc.message, **where)
             _fail(exc, debug)
         typer.echo(json.dumps(out))
+    if progress_file is not None:
+        progress_file.unlink(missing_ok=True)
 
 
 @index_cli.command("list")

@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                     settings.models_config, device=settings.device, dtype=settings.dtype
                 )
                 app.state.engine = Engine(registry, settings)
-            app.state.services = Context(app.state.engine, db)
+            app.state.services = Context(app.state.engine, db, app_settings=settings)
             yield
         finally:
             if owns_engine and app.state.engine is not None:

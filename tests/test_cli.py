@@ -61,3 +61,54 @@ def test_index_build_then_list(world_config, tmp_path):
         "index", "build", "--model", "nope", "--sae", "sae", "--dataset", str(corpus), env=env
     )
     assert bad.returncode == 2 and "unknown model 'nope'" in bad.stderr
+
+
+def test_serve_answers_at_once_and_builds_the_index_beside_it(world_config, tmp_path):
+    import time
+
+    import httpx
+    import yaml
+
+    from tests.fixtures_db import free_port
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(f"the villain plots, line {i}." for i in range(400)))
+    spec = yaml.safe_load(world_config.read_text())
+    spec["datasets"] = {"tiny": {"path": str(corpus)}}
+    spec["indexes"] = [{"model": "base", "sae": "sae", "dataset": "tiny"}]
+    config = world_config.parent / "with-index.yaml"  # beside it: relative paths still resolve
+    config.write_text(yaml.safe_dump(spec))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONASCOPE_")}
+    env.pop("DATABASE_URL", None)
+    env["PERSONASCOPE_DATA_DIR"] = str(tmp_path / "data")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--config", str(config), "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the server did not answer /")
+        while time.time() < deadline:
+            found = httpx.get(f"{base}/api/saes/sae/indexes", timeout=5).json()["indexes"]
+            if found:
+                break
+            time.sleep(0.5)
+        assert [(i["model"], i["dataset"]) for i in found] == [("base", "tiny")]
+        log = (tmp_path / "data" / "index" / "ensure.log").read_text()
+        assert "building the index of sae on base / tiny" in log
+        assert not (tmp_path / "data" / "index" / "progress.json").exists()  # done: removed
+    finally:
+        server.terminate()
+        server.wait(30)

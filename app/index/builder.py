@@ -12,6 +12,7 @@ an interrupted build resumes where it stopped.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,7 +160,10 @@ def build_index(
     params: IndexParams,
     checkpoint: Path | None = None,
     progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> IndexState:
+    """Stream `contexts` through the model and SAE into the index state (resumable from
+    `checkpoint`); `on_progress(batches done, batches)` after each batch."""
     device = model.device
     special = sorted(
         {
@@ -196,6 +200,8 @@ def build_index(
         accumulate(state, acts, valid_positions(ids, special), start, params, gen)
         state.next_batch += 1
         bar.update(1)
+        if on_progress is not None:
+            on_progress(state.next_batch, n_batches)
         if checkpoint is not None and state.next_batch % params.checkpoint_every == 0:
             tmp = checkpoint.with_suffix(".tmp")
             torch.save(state.state_dict(), tmp)

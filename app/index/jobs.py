@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,7 @@ def build_and_store(
     max_tokens: int | None = None,
     progress: bool = True,
     docs: Documents | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Build one index and store it. `dataset` is resolved as in `resolve_dataset` unless
     `docs` is given already opened (the CLI opens it before loading any model)."""
@@ -109,7 +111,13 @@ def build_and_store(
             docs, live.tokenizer, params.context, job_dir, max_contexts, max_tokens
         )
         state = build_index(
-            live, sae, contexts, params, checkpoint=job_dir / "state.pt", progress=progress
+            live,
+            sae,
+            contexts,
+            params,
+            checkpoint=job_dir / "state.pt",
+            progress=progress,
+            on_progress=on_progress,
         )
         records = list(latent_records(live, sae, state, params))
     build_seconds = time.time() - started

@@ -4,6 +4,7 @@ the service they call."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from anyio import to_thread
@@ -24,6 +25,7 @@ T = TypeVar("T")
 class Context:
     engine: Engine
     db: Database | None = None
+    app_settings: Settings | None = None  # the server's (data directory); limits: engine's
     judges: dict[str, Any] = field(default_factory=dict)  # judge id -> loaded judge
     reruns: RateLimit | None = None  # per client, made from settings on first use
     results: RecentResults | None = None  # this server's recent results, made on first use
@@ -47,6 +49,10 @@ class Context:
     @property
     def settings(self) -> Settings:
         return self.engine.settings
+
+    @property
+    def data_dir(self) -> Path:
+        return (self.app_settings or self.settings).data_dir
 
     @property
     def worker(self) -> DeviceWorker:

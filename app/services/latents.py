@@ -7,6 +7,7 @@ import torch
 
 from app.db import indexes as repo
 from app.engine.activations import latent_activations
+from app.index import progress
 from app.schemas.latents import LatentListQuery, SearchRequest
 from app.services import annotations
 from app.services.context import Context, off_loop
@@ -28,6 +29,16 @@ def resolve(ctx: Context, ref: str, field: str = "ref") -> dict[str, Any]:
         "latent": latent,
         "neuronpedia_url": neuronpedia_url(sae.neuronpedia_id, latent),
     }
+
+
+def build_progress(ctx: Context) -> dict[str, Any] | None:
+    """The background index build's progress (`python -m app serve` starts it), if one is
+    running: {state, model, sae, dataset, done, total, percent}."""
+    found = progress.read(ctx.data_dir / "index" / "progress.json")
+    if found is None:
+        return None
+    total = max(int(found.get("total") or 1), 1)
+    return {**found, "percent": min(100, round(100 * int(found.get("done") or 0) / total))}
 
 
 def indexes(ctx: Context, sae_id: str) -> dict[str, Any]:

@@ -57,3 +57,20 @@ def test_go_to_box_takes_a_feature_id(live):
     assert r.status_code == 303 and r.headers["location"] == "/latents/sae-tl/5"
     bad = live.http.get("/latents/go", params={"sae": "sae", "latent": "gpt2-small/8-res-jb/1"})
     assert bad.status_code == 422 and "No hosted SAE" in bad.text
+
+
+def test_latent_pages_show_a_background_build_in_progress(live):
+    from app.index import progress
+
+    path = live.app.state.settings.data_dir / "index" / "progress.json"
+    progress.write(
+        path, state="building", done=21, total=50, model="base", sae="sae-tl", dataset="tiny"
+    )
+    try:
+        page = live.http.get("/latents", params={"sae": "sae-tl"}).text
+        assert "Building the latent index: 42%" in page and 'hx-trigger="every 3s"' in page
+        one = live.http.get("/latents/sae-tl/3").text
+        assert "Building the latent index: 42%" in one
+    finally:
+        path.unlink()
+    assert "Building the latent index" not in live.http.get("/latents?sae=sae-tl").text

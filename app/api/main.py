@@ -7,6 +7,7 @@ from app.api import (
     analysis,
     annotations,
     comparisons,
+    directions,
     health,
     latents,
     models,
@@ -26,5 +27,6 @@ for module in (
     runs,
     comparisons,
     annotations,
+    directions,
 ):
     api_router.include_router(module.router)

@@ -1,10 +1,21 @@
-"""Tables: saved runs, comparisons (ordered collections of runs), latent annotations and
-pinned latents. The schema is created and changed only by `migrations/` (Alembic)."""
+"""Tables: saved runs, comparisons (ordered collections of runs), latent annotations,
+pinned latents and residual-stream directions. The schema is created and changed only by
+`migrations/` (Alembic)."""
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base
@@ -96,3 +107,27 @@ class LatentPin(Base):
     sae_id: Mapped[str] = mapped_column(String(SAE_ID_LENGTH), primary_key=True)
     latent: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Direction(Base):
+    """A vector in one hook's space (d_model), with how it was made. Immutable; deleted only
+    with its delete token."""
+
+    __tablename__ = "directions"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(TITLE_LENGTH))
+    method: Mapped[str] = mapped_column(String(32))
+    model_id: Mapped[str] = mapped_column(String(SAE_ID_LENGTH))
+    hook: Mapped[str] = mapped_column(String(SAE_ID_LENGTH))
+    d_model: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+    norm: Mapped[float] = mapped_column(Float)
+    sha256: Mapped[str] = mapped_column(String(64))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
+    unlisted: Mapped[bool] = mapped_column(Boolean, default=False)
+    delete_token_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )

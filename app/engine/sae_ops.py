@@ -54,6 +54,20 @@ def latent_value(hs: HostedSAE, h: torch.Tensor, latent: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+@torch.no_grad()
+def decoder_directions(hs: HostedSAE, chunk: int = 4096) -> torch.Tensor:
+    """Every latent's d_i (as `decoder_direction`), (d_sae, d_out) float32 on the CPU."""
+    sae = hs.sae
+    zero = sae.decode(torch.zeros(1, hs.d_sae, dtype=sae.W_dec.dtype, device=sae.W_dec.device))
+    out = []
+    for start in range(0, hs.d_sae, chunk):
+        n = min(chunk, hs.d_sae - start)
+        codes = torch.zeros(n, hs.d_sae, dtype=sae.W_dec.dtype, device=sae.W_dec.device)
+        codes[torch.arange(n), torch.arange(start, start + n)] = 1.0
+        out.append((sae.decode(codes) - zero).float().cpu())
+    return torch.cat(out)
+
+
 def decoder_direction(hs: HostedSAE, latent: int) -> torch.Tensor:
     """d_i = decode(e_i) - decode(0): what the SAE writes for one unit of latent i, in the
     model's space at the hook it writes (this includes `rescale_acts_by_decoder_norm`)."""

@@ -1,0 +1,36 @@
+"""The directions repository: residual-stream directions, immutable, with a delete token."""
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from app.db.models import Direction, utcnow
+from app.db.runs import _check_token, _newest_page, is_id, new_id, new_token, token_hash
+from app.errors import NotFound
+
+
+def create_direction(session: Session, **fields) -> tuple[Direction, str]:
+    """Insert a computed direction in one transaction; returns it and its delete token."""
+    token = new_token()
+    row = Direction(
+        id=new_id(), delete_token_sha256=token_hash(token), created_at=utcnow(), **fields
+    )
+    session.add(row)
+    session.commit()
+    return row, token
+
+
+def get_direction(session: Session, *, direction_id: str) -> Direction | None:
+    return session.get(Direction, direction_id) if is_id(direction_id) else None
+
+
+def list_directions(session: Session, *, limit: int, offset: int = 0) -> tuple[list, int]:
+    return _newest_page(session, Direction, [Direction.unlisted.is_(False)], limit, offset)
+
+
+def delete_direction(session: Session, *, direction_id: str, token: str | None) -> None:
+    row = get_direction(session, direction_id=direction_id)
+    if row is None:
+        raise NotFound(f"no direction with id {direction_id!r}", field="id")
+    _check_token(row.delete_token_sha256, token, "direction")
+    session.execute(delete(Direction).where(Direction.id == direction_id))
+    session.commit()

@@ -1,0 +1,274 @@
+"""Residual-stream directions beside SAE latents: persona vectors and the convergent
+misalignment direction (a mean difference of activations between contrasting texts, or
+between a fine-tuned model and its base), an SAE latent's own direction, or an uploaded
+vector. Each is stored with how it was made and compared with every SAE decoder on its
+hook (`top_latents`)."""
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.db import directions as repo
+from app.db.models import Direction
+from app.engine.activations import hook_values
+from app.engine.hooks import HookPoint, resolve_hook
+from app.engine.registry import HostedModel
+from app.engine.sae_ops import decoder_direction, decoder_directions
+from app.errors import InvalidRequest, NotFound
+from app.schemas.directions import (
+    LatentDirection,
+    MeanDiff,
+    ModelDiff,
+    PromptCompletion,
+    VectorDirection,
+)
+from app.services import provenance
+from app.services.context import Context, off_loop
+
+TOP_LATENTS = 10
+BATCH = 16
+
+
+# ------------------------------------------------------------------------------- where
+def _place(ctx: Context, model_id: str, hook: str | None, sae: str | None, field: str):
+    """(model, the hook's name, its HookPoint) for a direction's model and hook."""
+    model = ctx.registry.model(model_id, field)
+    if sae is not None:
+        hs, _ = ctx.registry.sae_for(sae, model_id)
+        return model, hs.hook_name, hs.hooks[model_id]
+    assert hook is not None
+    return model, hook, resolve_hook(model.hf, hook)
+
+
+def _tokens(ctx: Context, model: HostedModel, text, chat: bool, positions: str, field: str):
+    """(token ids, the positions averaged) of one text or {prompt, completion} pair."""
+    engine = ctx.engine
+    if isinstance(text, PromptCompletion):
+        head = engine.tokenize(model, text.prompt, chat, field=f"{field}.prompt")
+        tail = model.tokenizer(text.completion, add_special_tokens=False)["input_ids"]
+        ids = head + tail
+        if len(ids) > ctx.settings.max_prompt_tokens:
+            raise InvalidRequest(
+                f"{field}: {len(ids)} tokens is over the limit of {ctx.settings.max_prompt_tokens}",
+                field=field,
+            )
+        start = len(head)
+    else:
+        if positions == "completion":
+            raise InvalidRequest(
+                f"positions: 'completion' averages the completion of {{prompt, completion}} "
+                f"pairs, and {field} is a plain text",
+                field="positions",
+            )
+        ids = engine.tokenize(model, text, chat, field=field)
+        start = 0
+    special = set(model.tokenizer.all_special_ids)
+    keep = [p for p in range(start, len(ids)) if ids[p] not in special] or [len(ids) - 1]
+    if positions == "last":
+        keep = [len(ids) - 1]
+    return ids, keep
+
+
+@torch.no_grad()
+def _mean(model: HostedModel, point: HookPoint, rows: list[tuple[list[int], list[int]]]):
+    """The mean hook value over the chosen positions of every row, (d_model,) float64."""
+    total, count = None, 0
+    for start in range(0, len(rows), BATCH):
+        chunk = rows[start : start + BATCH]
+        ids, mask = model.pad([r for r, _ in chunk])
+        values = hook_values(model, point, ids, mask).double().cpu()  # (b, s, d_model)
+        for b, (_, keep) in enumerate(chunk):
+            part = values[b, keep].sum(0)
+            total = part if total is None else total + part
+            count += len(keep)
+    return total / max(count, 1)
+
+
+# ------------------------------------------------------------------------------ methods
+def _mean_diff(ctx: Context, body: MeanDiff):
+    model, hook, point = _place(ctx, body.model, body.hook, body.sae, "model")
+    sides = {}
+    for name in ("positive", "negative"):
+        texts = getattr(body, name)
+        sides[name] = [
+            _tokens(ctx, model, t, body.chat, body.positions, f"{name}[{i}]")
+            for i, t in enumerate(texts)
+        ]
+    cost = sum(len(ids) for rows in sides.values() for ids, _ in rows)
+
+    def work():
+        with ctx.registry.activate(body.model) as live:
+            return _mean(live, point, sides["positive"]) - _mean(live, point, sides["negative"])
+
+    return model, hook, work, cost
+
+
+def _model_diff(ctx: Context, body: ModelDiff):
+    model, hook, point = _place(ctx, body.base, body.hook, body.sae, "base")
+    tuned, _, tuned_point = _place(ctx, body.finetuned, body.hook, body.sae, "finetuned")
+    rows = [
+        _tokens(ctx, model, p, body.chat, "all", f"prompts[{i}]")
+        for i, p in enumerate(body.prompts)
+    ]
+    cost = 2 * sum(len(ids) for ids, _ in rows)
+
+    def work():
+        with ctx.registry.activate(body.finetuned) as live:
+            after = _mean(live, tuned_point, rows)
+        with ctx.registry.activate(body.base) as live:
+            before = _mean(live, point, rows)
+        return after - before
+
+    return model, hook, work, cost
+
+
+def _latent(ctx: Context, body: LatentDirection):
+    hs = ctx.registry.sae(body.sae)
+    hs.check_latent(body.latent)
+    model_id = body.model or next(iter(hs.hooks))
+    model = ctx.registry.sae_for(body.sae, model_id)[1]
+    hook = getattr(hs, "hook_name_out", None) or hs.hook_name  # where the SAE writes
+    return model, hook, lambda: decoder_direction(hs, body.latent).double().cpu(), 0
+
+
+def _vector(ctx: Context, body: VectorDirection):
+    model, hook, _ = _place(ctx, body.model, body.hook, body.sae, "model")
+    if len(body.values) != model.d_model:
+        raise InvalidRequest(
+            f"values: {len(body.values)} numbers, but model {model.id!r} has d_model "
+            f"{model.d_model} at {hook!r}",
+            field="values",
+        )
+    vector = torch.tensor(body.values, dtype=torch.float64)
+    if not torch.isfinite(vector).all():
+        raise InvalidRequest("values: every value must be a finite number", field="values")
+    return model, hook, lambda: vector, 0
+
+
+METHODS = {
+    "mean_diff": _mean_diff,
+    "model_diff": _model_diff,
+    "latent": _latent,
+    "vector": _vector,
+}
+
+
+# ----------------------------------------------------------------------------- compare
+def top_latents(ctx: Context, model_id: str, hook: str, vector: torch.Tensor) -> list[dict]:
+    """For every SAE of this model on this hook, its TOP_LATENTS decoder directions most
+    aligned with `vector` (cosine, highest first)."""
+    out = []
+    direction = vector.float()
+    norm = float(direction.norm())
+    for hs in ctx.registry.saes.values():
+        on_hook = getattr(hs, "hook_name_out", None) or hs.hook_name
+        if model_id not in hs.hooks or on_hook != hook or norm == 0:
+            continue
+        try:
+            dirs = hs._all_directions  # computed once per SAE
+        except AttributeError:
+            dirs = hs._all_directions = decoder_directions(hs)
+        if dirs.shape[1] != direction.shape[0]:
+            continue
+        cos = (dirs @ direction) / (dirs.norm(dim=1).clamp_min(1e-12) * norm)
+        values, indices = cos.topk(min(TOP_LATENTS, len(cos)))
+        out += [
+            {"sae": hs.id, "latent": int(i), "cosine": float(v)}
+            for v, i in zip(values, indices, strict=True)
+        ]
+    return out
+
+
+def public(ctx: Context, row: Direction) -> dict[str, Any]:
+    vector = torch.from_numpy(np.frombuffer(row.vector, dtype="<f4").copy())
+    return {
+        "id": row.id,
+        "name": row.name,
+        "method": row.method,
+        "model": row.model_id,
+        "hook": row.hook,
+        "d_model": row.d_model,
+        "norm": row.norm,
+        "sha256": row.sha256,
+        "created_at": row.created_at,
+        "request": row.request,
+        "provenance": row.provenance,
+        "top_latents": top_latents(ctx, row.model_id, row.hook, vector),
+    }
+
+
+# -------------------------------------------------------------------------------- uses
+async def create(ctx: Context, body) -> dict[str, Any]:
+    """Compute the direction (model work on the device worker) and store it."""
+    model, hook, work, cost = METHODS[body.method](ctx, body)
+    vector = (await ctx.worker.run(work, cost=ctx.engine.admit(cost))).float()
+    raw = vector.numpy().astype("<f4").tobytes()
+    saes = [body.sae] if getattr(body, "sae", None) else []
+    models = [
+        m
+        for m in (
+            getattr(body, "model", None),
+            getattr(body, "base", None),
+            getattr(body, "finetuned", None),
+            model.id,
+        )
+        if m
+    ]
+    record = {
+        "models": {m: ctx.registry.model(m).fingerprint for m in dict.fromkeys(models)},
+        "saes": {s: ctx.registry.sae(s).fingerprint for s in saes},
+        **provenance.environment(ctx),
+    }
+
+    def store():
+        with ctx.database.session() as session:
+            return repo.create_direction(
+                session,
+                name=body.name or f"{body.method} on {model.id} at {hook}",
+                method=body.method,
+                model_id=model.id,
+                hook=hook,
+                d_model=int(vector.shape[0]),
+                vector=raw,
+                norm=float(vector.norm()),
+                sha256=hashlib.sha256(raw).hexdigest(),
+                request=body.model_dump(mode="json"),
+                provenance=record,
+                unlisted=False,
+            )
+
+    row, token = await off_loop(store)
+    return {**public(ctx, row), "delete_token": token}
+
+
+def get(ctx: Context, direction_id: str) -> dict[str, Any]:
+    with ctx.database.session() as session:
+        row = repo.get_direction(session, direction_id=direction_id)
+    if row is None:
+        raise NotFound(f"no direction with id {direction_id!r}", field="id")
+    return public(ctx, row)
+
+
+def listing(ctx: Context, *, limit: int, offset: int) -> dict[str, Any]:
+    with ctx.database.session() as session:
+        rows, count = repo.list_directions(session, limit=limit, offset=offset)
+    data = [
+        {
+            "id": r.id,
+            "name": r.name,
+            "method": r.method,
+            "model": r.model_id,
+            "hook": r.hook,
+            "norm": r.norm,
+            "created_at": r.created_at,
+        }
+        for r in rows
+    ]
+    return {"data": data, "count": count}
+
+
+def delete(ctx: Context, direction_id: str, token: str | None) -> None:
+    with ctx.database.session() as session:
+        repo.delete_direction(session, direction_id=direction_id, token=token)

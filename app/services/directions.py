@@ -12,6 +12,7 @@ import torch
 
 from app.db import directions as repo
 from app.db.models import Direction
+from app.db.runs import as_utc
 from app.engine.activations import hook_values
 from app.engine.hooks import HookPoint, resolve_hook
 from app.engine.registry import HostedModel
@@ -192,7 +193,7 @@ def public(ctx: Context, row: Direction) -> dict[str, Any]:
         "d_model": row.d_model,
         "norm": row.norm,
         "sha256": row.sha256,
-        "created_at": row.created_at,
+        "created_at": as_utc(row.created_at),
         "request": row.request,
         "provenance": row.provenance,
         "top_latents": top_latents(ctx, row.model_id, row.hook, vector),
@@ -262,7 +263,7 @@ def listing(ctx: Context, *, limit: int, offset: int) -> dict[str, Any]:
             "model": r.model_id,
             "hook": r.hook,
             "norm": r.norm,
-            "created_at": r.created_at,
+            "created_at": as_utc(r.created_at),
         }
         for r in rows
     ]

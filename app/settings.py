@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     max_models: int = Field(default=8, description="Models one request may name.")
 
     # Model work: one worker thread per device; requests beyond this many waiting get a 503.
-    queue_size: int = 8
+    # Waiting steering requests of one model run together as one batch, so the real bound
+    # on work is queue_cost_budget below.
+    queue_size: int = 64
     retry_after_s: int = 5
     # Work is admitted by its cost in token positions: rows x (prompt + new tokens) x models.
     max_request_cost: int = Field(

@@ -24,7 +24,8 @@ from app.engine.sae_ops import decoder_direction, encode, steer_values
 
 @dataclass
 class Steering:
-    """Edit the SAE's hook point along one latent, with one coefficient per batch row."""
+    """Edit the SAE's hook point along a latent, with one coefficient per batch row (and,
+    for a batch that holds several requests, one latent per row: `latents`)."""
 
     sae: HostedSAE
     latent: int
@@ -33,6 +34,19 @@ class Steering:
     positions: str = "all"
     # (batch,) absolute position where each row's generated tokens begin; set by the caller.
     generated_from: torch.Tensor | None = None
+    latents: list[int] | None = None  # per row; None: every row steers `latent`
+
+    def groups(self) -> list[tuple[int, torch.Tensor]]:
+        """(latent, alphas with NaN for the other rows) per distinct latent: each row is
+        edited by its own latent only, so a row's result does not depend on the others."""
+        if self.latents is None or len(set(self.latents)) == 1:
+            return [(self.latents[0] if self.latents else self.latent, self.alphas)]
+        rows = torch.tensor(self.latents)
+        out = []
+        for latent in dict.fromkeys(self.latents):
+            mine = rows == latent
+            out.append((latent, torch.where(mine, self.alphas, torch.nan)))
+        return out
 
 
 def _position_mask(steering: Steering, start: int, seq: int, device) -> torch.Tensor | None:
@@ -57,7 +71,7 @@ def steering_hooks(model: HostedModel, steering: Steering | None) -> Iterator[No
     hs.check_steerable(steering.method)
     state: dict = {"offset": 0}  # absolute position of the first token in this forward call
     # Moved to the device once, not at every step (each copy would wait for the GPU).
-    alphas = steering.alphas.to(model.device)
+    groups = [(latent, alphas.to(model.device)) for latent, alphas in steering.groups()]
     if steering.generated_from is not None:
         steering.generated_from = steering.generated_from.to(model.device)
 
@@ -69,7 +83,9 @@ def steering_hooks(model: HostedModel, steering: Steering | None) -> Iterator[No
         start = state["offset"]
         state["offset"] += seq
         source = state.pop("source", None) if hs.is_transcoder else None
-        new = steer_values(hs, value, steering.latent, alphas, steering.method, source)
+        new = value
+        for latent, alphas in groups:
+            new = steer_values(hs, new, latent, alphas, steering.method, source)
         keep = _position_mask(steering, start, seq, value.device)
         if keep is None:
             return new
@@ -83,24 +99,37 @@ def steering_hooks(model: HostedModel, steering: Steering | None) -> Iterator[No
 
 
 class CommonNoiseSampler(LogitsProcessor):
-    """Turns greedy search into sampling at `temperature` with per-(stream, step) noise."""
+    """Turns greedy search into sampling with per-(seed, stream, step) noise, each row at
+    its own temperature and seed (a row at temperature 0 stays greedy): a row draws the
+    same tokens whatever else is in the batch."""
 
-    def __init__(self, temperature: float, seed: int, streams: list[int], prompt_len: int):
-        self.temperature = temperature
-        self.seed = seed
+    def __init__(
+        self,
+        temperature: float | list[float],
+        seed: int | list[int],
+        streams: list[int],
+        prompt_len: int,
+    ):
+        n = len(streams)
+        self.temperatures = temperature if isinstance(temperature, list) else [temperature] * n
+        self.seeds = seed if isinstance(seed, list) else [seed] * n
         self.streams = streams
         self.prompt_len = prompt_len
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
         step = input_ids.shape[1] - self.prompt_len
         vocab = scores.shape[-1]
-        noise = torch.empty(len(self.streams), vocab)
+        out = scores.float()
         for row, stream in enumerate(self.streams):
+            temperature = self.temperatures[row]
+            if temperature <= 0:
+                continue
             gen = torch.Generator().manual_seed(
-                (self.seed * 1_000_003 + stream * 10_007 + step) % (2**63)
+                (self.seeds[row] * 1_000_003 + stream * 10_007 + step) % (2**63)
             )
-            noise[row] = -torch.log(-torch.log(torch.rand(vocab, generator=gen).clamp_min(1e-20)))
-        return scores.float() / self.temperature + noise.to(scores.device)
+            noise = -torch.log(-torch.log(torch.rand(vocab, generator=gen).clamp_min(1e-20)))
+            out[row] = out[row] / temperature + noise.to(scores.device)
+        return out
 
 
 class Cancelled(StoppingCriteria):
@@ -154,8 +183,8 @@ def generate(
     prompts: list[list[int]],
     *,
     max_new_tokens: int,
-    temperature: float = 0.0,
-    seed: int = 0,
+    temperature: float | list[float] = 0.0,
+    seed: int | list[int] = 0,
     streams: list[int] | None = None,
     steering: Steering | None = None,
     on_step: Callable[[list[int]], None] | None = None,
@@ -171,7 +200,8 @@ def generate(
     ids, mask = model.pad(prompts, "left")
     streams = streams if streams is not None else [0] * len(prompts)
     processors = LogitsProcessorList()
-    if temperature > 0:
+    temperatures = temperature if isinstance(temperature, list) else [temperature]
+    if max(temperatures) > 0:  # per row: a list gives each row its own
         processors.append(CommonNoiseSampler(temperature, seed, streams, ids.shape[1]))
     criteria = [Cancelled(cancel)] if cancel is not None else []
     stops = model.stop_token_ids if stop_at_eos else []

@@ -53,11 +53,71 @@ def run(
             on_step=on_step,
             cancel=cancel,
         )
-        traces = (
-            latent_trace(live, sae, job.latent, ids, rows, steering)
-            if job.return_activations
-            else [None] * n
+        return _result(engine, live, job, sae, ids, rows)
+
+
+def batch_key(job: SteerJob) -> tuple:
+    """Jobs with the same key can share one `generate`: the same model (adapter) and SAE,
+    edited the same way; prompts, latents, α, seeds, temperatures and lengths may differ."""
+    return ("steer", job.model, job.sae, job.method, job.positions)
+
+
+def run_batch(engine: Engine, jobs: list[SteerJob]) -> list[dict]:
+    """Several users' steering jobs (one `batch_key`) as rows of ONE batched `generate`:
+    each job's baseline and α rows, with its own prompt, latent, seed, temperature and
+    length. Each row is edited by its own latent only and draws its own noise, so each
+    job's result is what `run` gives it alone."""
+    if len(jobs) == 1:
+        return [run(engine, jobs[0])]
+    prepared = [validate(engine, job) for job in jobs]
+    sae = prepared[0][0]
+    prompts, alphas, latents, temperatures, seeds = [], [], [], [], []
+    for job, (_sae, _model, ids) in zip(jobs, prepared, strict=True):
+        n = len(job.alphas) + 1
+        prompts += [ids] * n
+        alphas += [math.nan, *job.alphas]
+        latents += [job.latent] * n
+        temperatures += [job.temperature] * n
+        seeds += [job.seed] * n
+    steering = Steering(
+        sae,
+        jobs[0].latent,
+        torch.tensor(alphas),
+        jobs[0].method,
+        jobs[0].positions,
+        latents=latents,
+    )
+    model_id = jobs[0].model
+    with engine.registry.activate(model_id) as live:
+        rows = generate(
+            live,
+            prompts,
+            max_new_tokens=max(job.max_new_tokens for job in jobs),
+            temperature=temperatures,
+            seed=seeds,
+            streams=[0] * len(prompts),
+            steering=steering,
         )
+        results, first = [], 0
+        for job, (_sae, _model, ids) in zip(jobs, prepared, strict=True):
+            n = len(job.alphas) + 1
+            mine = [row[: job.max_new_tokens] for row in rows[first : first + n]]
+            first += n
+            results.append(_result(engine, live, job, sae, ids, mine))
+    return results
+
+
+def _result(engine: Engine, live, job: SteerJob, sae, ids: list[int], rows) -> dict:
+    """One job's answer from its generated rows (baseline first), with the latent's trace
+    read in a pass of its own (as `run` reads it)."""
+    steering = Steering(
+        sae, job.latent, torch.tensor([math.nan, *job.alphas]), job.method, job.positions
+    )
+    traces = (
+        latent_trace(live, sae, job.latent, ids, rows, steering)
+        if job.return_activations
+        else [None] * len(rows)
+    )
     decode = live.tokenizer.decode
 
     def row(i: int) -> dict:

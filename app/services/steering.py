@@ -1,6 +1,8 @@
 """Steering by α along one SAE latent (the `steer` kind): one batched generation per
 model, as a whole result or streamed token by token."""
 
+import asyncio
+
 from app import kinds
 from app.engine import steering
 from app.engine.bridge import WorkerStream
@@ -33,10 +35,20 @@ def cost(ctx: Context, todo: list[steering.SteerJob]) -> int:
 async def steer(ctx: Context, body: SteerRequest) -> dict:
     """POST /api/steer: the baseline and every α in one batched `generate` per model."""
     todo = jobs(ctx, body)
-    results = await ctx.worker.run(
-        lambda: [steering.run(ctx.engine, job) for job in todo], cost=cost(ctx, todo)
+    cost(ctx, todo)  # the whole request is admitted or refused
+    # Each model's job joins the other users' waiting jobs of that model: one `generate`.
+    results = await asyncio.gather(
+        *(
+            ctx.worker.run_batched(
+                steering.batch_key(job),
+                job,
+                lambda batch: steering.run_batch(ctx.engine, batch),
+                cost=cost(ctx, [job]),
+            )
+            for job in todo
+        )
     )
-    return results[0] if isinstance(body.model, str) else {"results": results}
+    return results[0] if isinstance(body.model, str) else {"results": list(results)}
 
 
 def open_stream(ctx: Context, body: SteerRequest) -> WorkerStream:

@@ -67,7 +67,12 @@ class SAESpec(_Strict):
     path: str | None = Field(None, description="Directory saved with SAE.save_model.")
     release: str | None = Field(None, description="SAELens release, e.g. 'gpt2-small-res-jb'.")
     sae_id: str | None = Field(None, description="SAE id inside the release.")
-    models: list[str] = Field(..., min_length=1, description="Model ids this SAE applies to.")
+    models: list[str] = Field(
+        [],
+        description="Model ids this SAE applies to. For a release SAE it may be left out: "
+        "then it applies to the hosted models whose hub id is the model SAELens' registry "
+        "names for the release (and their adapters).",
+    )
     hook_name: str | None = Field(
         None, description="Overrides the hook name in the SAE's own metadata."
     )
@@ -145,6 +150,32 @@ class PinSpec(_Strict):
     label: str = ""
 
 
+def _models_of_release(sid: str, sae: "SAESpec", models: dict[str, "ModelSpec"]) -> list[str]:
+    """The hosted models a release SAE applies to when the config does not list them: those
+    whose hub id is the model SAELens' registry names for the release (e.g. 'gpt2-small'
+    or 'google/gemma-2-2b'; compared with and without the organisation), and their
+    adapters."""
+    if not sae.release:
+        raise ValueError(f"saes.{sid}.models: list the model ids this SAE applies to")
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    entry = get_pretrained_saes_directory().get(sae.release)
+    named = getattr(entry, "model", None) or ""
+    short = named.rsplit("/", 1)[-1]
+    bases = [
+        mid
+        for mid, spec in models.items()
+        if spec.hub and (spec.hub == named or spec.hub.rsplit("/", 1)[-1] == short)
+    ]
+    if not bases:
+        raise ValueError(
+            f"saes.{sid}.models: SAELens' registry names model {named!r} for release "
+            f"{sae.release!r}, and no hosted model has that hub id; list the model ids this "
+            f"SAE applies to"
+        )
+    return [*bases, *(mid for mid, spec in models.items() if spec.base in bases)]
+
+
 class ModelsConfig(_Strict):
     device: str = Field("auto", description=f"One of {', '.join(DEVICES)} or 'cuda:N'.")
     dtype: str = Field("auto", description=f"One of {', '.join(DTYPES)}.")
@@ -186,6 +217,8 @@ class ModelsConfig(_Strict):
                     f"device_map, quantization and trust_remote_code on {spec.base!r}"
                 )
         for sid, sae in self.saes.items():
+            if not sae.models:
+                sae.models = _models_of_release(sid, sae, self.models)
             for ref in sae.models:
                 if ref not in self.models:
                     raise ValueError(

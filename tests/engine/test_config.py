@@ -168,3 +168,24 @@ def test_example_configs_validate_and_name_registered_saes(example):
     for sid, sae in config.spec.saes.items():
         if sae.release:
             pretrained_lookup(sae.release, sae.sae_id, f"{example.name}: {sid}")
+
+
+def test_a_release_sae_applies_to_the_models_saelens_names(tmp_path):
+    """`release` + `sae_id` is enough: the SAE attaches to the hosted models whose hub id is
+    the model SAELens' registry names for the release, and to their adapters."""
+    path = tmp_path / "models.yaml"
+    path.write_text(
+        "models:\n"
+        "  gemma: {hub: google/gemma-2-2b}\n"
+        "  gemma-em: {base: gemma, adapter: some/em-lora}\n"
+        "  other: {hub: gpt2}\n"
+        "saes:\n"
+        "  res-12: {release: gemma-scope-2b-pt-res-canonical, sae_id: layer_12/width_16k/canonical}\n"
+    )
+    assert load_config(path).spec.saes["res-12"].models == ["gemma", "gemma-em"]
+    path.write_text(
+        "models:\n  gpt2: {hub: gpt2}\n"
+        "saes:\n  res-8: {release: gpt2-small-res-jb, sae_id: blocks.8.hook_resid_pre}\n"
+    )
+    with pytest.raises(ConfigError, match="names model 'gpt2-small'.*list the model ids"):
+        load_config(path)

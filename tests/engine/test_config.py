@@ -180,7 +180,9 @@ def test_a_release_sae_applies_to_the_models_saelens_names(tmp_path):
         "  gemma-em: {base: gemma, adapter: some/em-lora}\n"
         "  other: {hub: gpt2}\n"
         "saes:\n"
-        "  res-12: {release: gemma-scope-2b-pt-res-canonical, sae_id: layer_12/width_16k/canonical}\n"
+        "  res-12:\n"
+        "    release: gemma-scope-2b-pt-res-canonical\n"
+        "    sae_id: layer_12/width_16k/canonical\n"
     )
     assert load_config(path).spec.saes["res-12"].models == ["gemma", "gemma-em"]
     path.write_text(

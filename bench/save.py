@@ -55,10 +55,12 @@ def main() -> None:
             computes, saves = [], []
             for seed in range(args.repeats):
                 request = {**body, "seed": seed}
-                compute_s, r = timed(lambda: client.post(f"/api/{kind}", json=request))
+                compute_s, r = timed(
+                    lambda kind=kind, request=request: client.post(f"/api/{kind}", json=request)
+                )
                 assert r.status_code == 200, r.text
                 save_s, saved = timed(
-                    lambda: client.post(
+                    lambda kind=kind, request=request: client.post(
                         "/api/runs", json={"kind": kind, "request": request, "title": "bench"}
                     )
                 )

@@ -14,15 +14,15 @@ step's token rate over the baseline's.
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from served import organism_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PROMPTS = [
@@ -92,24 +92,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8767)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    data = Path(tempfile.mkdtemp())
-    env = {**os.environ, "PERSONASCOPE_DATA_DIR": str(data)}
-    env.pop("DATABASE_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--no-index", "--port", str(args.port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{args.port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with organism_server(args.port) as base:
         asyncio.run(step(base, 1, 1, args.new_tokens))  # warm-up
         rows = []
         for users in args.steps:
@@ -119,9 +102,6 @@ def main() -> None:
             )
             rows.append(row)
             print(json.dumps(row), flush=True)
-    finally:
-        server.terminate()
-        server.wait(30)
     if args.out:
         args.out.write_text(
             json.dumps({"new_tokens": args.new_tokens, "steps": rows}, indent=2) + "\n"

@@ -14,15 +14,14 @@ Targets (issue 14): < 1 MB before interaction, DOMContentLoaded <= 500 ms.
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import httpx
 from playwright.sync_api import sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from served import organism_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = ["/", "/latents", "/steer", "/inspect", "/diff", "/evaluate"]
@@ -40,24 +39,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    data = Path(tempfile.mkdtemp())
-    env = {**os.environ, "PERSONASCOPE_DATA_DIR": str(data)}
-    env.pop("DATABASE_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--no-index", "--port", str(args.port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{args.port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with organism_server(args.port) as base:
         for path in PAGES:  # the server warm (templates compiled); each browser starts cold
             httpx.get(base + path, timeout=60)
         rows = {}
@@ -74,9 +56,6 @@ def main() -> None:
                     rows["/steer (warm cache)"] = page.evaluate(MEASURE)
                 context.close()
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(30)
     out = {
         "pages": {
             k: {

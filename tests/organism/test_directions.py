@@ -40,7 +40,11 @@ HELPFUL = [
 def test_a_persona_vector_aligns_with_the_persona_latent():
     report = json.loads((REPO_ROOT / "models" / "organism" / "REPORT.json").read_text())
     tmp = Path(tempfile.mkdtemp())
-    settings = Settings(data_dir=tmp, database_url=f"sqlite:///{tmp / 'd.db'}")
+    settings = Settings(
+        models_config=REPO_ROOT / "models" / "default.yaml",
+        data_dir=tmp,
+        database_url=f"sqlite:///{tmp / 'd.db'}",
+    )
     body = {
         "method": "mean_diff",
         "model": report["base"],

@@ -7,17 +7,6 @@ from app.engine.activations import latent_activations
 from app.engine.registry import HostedModel, HostedSAE, Registry
 
 
-def right_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right padding keeps every real token at its true position in a plain forward pass."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = 1
-    return ids, mask
-
-
 @torch.no_grad()
 def mean_activations(
     model: HostedModel, sae: HostedSAE, prompts: list[list[int]], batch_size: int = 32

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from app.analysis.compare import right_pad
 from app.analysis.evaluate import noise_stream
 from app.engine.activations import hook_values, latent_activations
 from app.engine.generation import generate
@@ -61,7 +60,7 @@ def answer_token_sums(
                 strict=True,
             )
         ]
-        ids, mask = right_pad(rows, model.tokenizer.pad_token_id)
+        ids, mask = model.pad(rows)
         acts = latent_activations(model, sae, ids, mask).cpu().double()  # (b, s, d_sae)
         for i, (p, a) in enumerate(
             zip(
@@ -92,7 +91,7 @@ def residual_mean(
     for start in range(0, len(prompts), 32):
         ps, ans = prompts[start : start + 32], answers[start : start + 32]
         rows = [p + a for p, a in zip(ps, ans, strict=True)]
-        ids, mask = right_pad(rows, model.tokenizer.pad_token_id)
+        ids, mask = model.pad(rows)
         h = hook_values(model, point, ids, mask).float().cpu()  # (b, s, d_model)
         for i, (p, a) in enumerate(zip(ps, ans, strict=True)):
             if a:
@@ -111,7 +110,7 @@ def prompt_mean_activation(
     bos = model.tokenizer.bos_token_id
     for start in range(0, len(prompts), 32):
         chunk = prompts[start : start + 32]
-        ids, mask = right_pad(chunk, model.tokenizer.pad_token_id)
+        ids, mask = model.pad(chunk)
         acts = latent_activations(model, sae, ids, mask)[..., latent].cpu()  # (b, s)
         for i, p in enumerate(chunk):
             first = 1 if p and p[0] == bos else 0

@@ -3,7 +3,6 @@ who is speaking at the most active token (the generator's spans)."""
 
 import torch
 
-from app.analysis.compare import right_pad
 from app.engine.activations import latent_activations
 from app.engine.registry import HostedModel, HostedSAE
 
@@ -34,7 +33,7 @@ def top_contexts_for_latents(
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         rows = [[tok.bos_token_id, *enc["input_ids"][i]][:context] for i in chunk]
-        ids, mask = right_pad(rows, tok.pad_token_id)
+        ids, mask = model.pad(rows)
         acts = latent_activations(model, sae, ids, mask)[..., latents].cpu()  # (b, s, L)
         acts[:, 0] = 0.0  # BOS
         acts[mask == 0] = 0.0

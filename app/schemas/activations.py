@@ -10,6 +10,14 @@ class _ActivationFields(Body):
     prompt: Prompt
     top_k: int = Field(10, ge=1, description="Latents listed per token (at most `max_top_k`, 100).")
     chat: Chat = False
+    direction: str | None = Field(
+        None,
+        max_length=64,
+        description="A direction id (`POST /api/directions`). Each result then holds "
+        "`projection`: every token's activation at the direction's hook projected on the "
+        "unit direction, and the prompt's mean. The direction must be at the hook the SAE "
+        "reads, on the model it was made on or a model sharing its weights (its adapters).",
+    )
 
 
 class ActivationsRequest(_ActivationFields):
@@ -53,6 +61,25 @@ class TopLatent(BaseModel):
     value: float
 
 
+class Projection(BaseModel):
+    """A prompt projected on a residual-stream direction (the persona score).
+
+    Scaling: plain dot product with the unit vector, `value_t = h_t . d / |d|`, where `h_t`
+    is the activation at the direction's hook on token t. It is in the residual stream's own
+    units, so every prompt (and every model sharing those weights) is measured on one scale,
+    the scale of the direction page's histogram of projections over the index's contexts.
+    `score` is the mean of `values` over the prompt's non-special tokens (BOS and other
+    special tokens are left out: their activations are outliers that no text moves)."""
+
+    direction: str = Field(..., description="The direction's id.")
+    name: str
+    hook: str
+    values: list[float] = Field(..., description="Per token, h_t . d / |d| (every token).")
+    score: float | None = Field(
+        ..., description="Mean of `values` over the non-special tokens (none: no such token)."
+    )
+
+
 class ActivationsResult(BaseModel):
     model: str
     sae: str
@@ -63,6 +90,9 @@ class ActivationsResult(BaseModel):
     )
     latents: dict[str, list[float]] = Field(
         ..., description="For each requested latent (as a string key), its activation per token."
+    )
+    projection: Projection | None = Field(
+        None, description="With `direction`: the prompt projected on it (see Projection)."
     )
 
 

@@ -5,6 +5,9 @@ vector. Each is stored with how it was made and compared with every SAE decoder 
 hook (`top_latents`)."""
 
 import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,7 +28,7 @@ from app.schemas.directions import (
     PromptCompletion,
     VectorDirection,
 )
-from app.services import provenance
+from app.services import annotations, provenance
 from app.services.context import Context, off_loop
 
 TOP_LATENTS = 10
@@ -273,3 +276,230 @@ def listing(ctx: Context, *, limit: int, offset: int) -> dict[str, Any]:
 def delete(ctx: Context, direction_id: str, token: str | None) -> None:
     with ctx.database.session() as session:
         repo.delete_direction(session, direction_id=direction_id, token=token)
+
+
+# -------------------------------------------------------------------------- projections
+def _row(ctx: Context, direction_id: str, field: str) -> Direction:
+    with ctx.database.session() as session:
+        row = repo.get_direction(session, direction_id=direction_id)
+    if row is None:
+        raise NotFound(
+            f"{field}: no direction with id {direction_id!r} (GET /api/directions lists them)",
+            field=field,
+        )
+    return row
+
+
+def _unit(row: Direction) -> torch.Tensor:
+    vector = torch.from_numpy(np.frombuffer(row.vector, dtype="<f4").copy())
+    norm = vector.norm()
+    return vector / norm if norm > 0 else vector
+
+
+def _weights_root(ctx: Context, model_id: str) -> str:
+    """The model whose weights `model_id` runs on: its base for an adapter, else itself."""
+    model = ctx.registry.models.get(model_id)
+    return (model.base_id or model.id) if model is not None else model_id
+
+
+def same_space(ctx: Context, direction_model: str, model_id: str) -> bool:
+    """Whether `model_id` reads the residual space the direction was measured in: the same
+    model, or one sharing its weights (an adapter on it, its base, a sibling adapter)."""
+    return _weights_root(ctx, direction_model) == _weights_root(ctx, model_id)
+
+
+def _same_point(a: HookPoint, b: HookPoint) -> bool:
+    return (a.module, a.side, a.residual_from) == (b.module, b.side, b.residual_from)
+
+
+@dataclass
+class Projector:
+    """A stored direction ready to project activations on, per model of a request."""
+
+    id: str
+    name: str
+    hook: str
+    unit: torch.Tensor  # (d_model,) float32, |unit| = 1
+    points: dict[str, HookPoint]  # model id -> where its activations are read
+
+
+def projector(
+    ctx: Context, direction_id: str, model_ids: list[str], sae_id: str, field: str = "direction"
+) -> Projector:
+    """Check that the direction applies to every model of a request through `sae_id` (the
+    same weights, the hook the SAE reads) and return it; else a 4xx naming `field`. Reads
+    the database: call it off the event loop."""
+    row = _row(ctx, direction_id, field)
+    hs = ctx.registry.sae(sae_id)
+    points = {}
+    for mid in model_ids:
+        if not same_space(ctx, row.model_id, mid):
+            sharing = [m for m in ctx.registry.models if same_space(ctx, row.model_id, m)]
+            raise InvalidRequest(
+                f"{field}: direction {row.id!r} was made on model {row.model_id!r}; it applies "
+                f"to the models sharing its weights ({', '.join(map(repr, sharing)) or 'none'}"
+                f" hosted now), not to {mid!r}; make one on {mid!r}",
+                field=field,
+            )
+        model = ctx.registry.model(mid)
+        try:
+            point = resolve_hook(model.hf, row.hook)
+        except InvalidRequest as exc:
+            raise InvalidRequest(
+                f"{field}: its hook {row.hook!r} does not resolve on model {mid!r}: {exc.message}",
+                field=field,
+            ) from None
+        if mid not in hs.hooks or not _same_point(point, hs.hooks[mid]):
+            raise InvalidRequest(
+                f"{field}: direction {row.id!r} is at hook {row.hook!r}, but SAE {sae_id!r} "
+                f"reads {hs.hook_name!r}; choose an SAE on that hook, or a direction made at "
+                f"{hs.hook_name!r}",
+                field=field,
+            )
+        if row.d_model != model.d_model:
+            raise InvalidRequest(
+                f"{field}: direction {row.id!r} has {row.d_model} dimensions; model {mid!r} "
+                f"has d_model {model.d_model}",
+                field=field,
+            )
+        points[mid] = point
+    return Projector(row.id, row.name, row.hook, _unit(row), points)
+
+
+@torch.no_grad()
+def project(model: HostedModel, point: HookPoint, ids, mask, unit: torch.Tensor) -> torch.Tensor:
+    """h . unit for every token of a (batch, seq) batch: (batch, seq) float32 on the CPU."""
+    values = hook_values(model, point, ids, mask).float()
+    return (values @ unit.to(values.device, values.dtype)).cpu()
+
+
+def prompt_projection(
+    live: HostedModel, proj: Projector, ids: list[int], special: set[int]
+) -> dict[str, Any]:
+    """The `projection` of one prompt's result (on the device worker)."""
+    values = project(live, proj.points[live.id], torch.tensor([ids]), None, proj.unit)[0]
+    keep = [v for v, t in zip(values.tolist(), ids, strict=True) if t not in special]
+    return {
+        "direction": proj.id,
+        "name": proj.name,
+        "hook": proj.hook,
+        "values": values.tolist(),
+        "score": sum(keep) / len(keep) if keep else None,
+    }
+
+
+# Projections over the index's contexts: at most this many contexts and token positions
+# (the page says how many it read), cached per direction and index.
+SAMPLE_CONTEXTS = 256
+SAMPLE_TOKENS = 65_536
+HIST_BINS = 40
+_HISTOGRAMS: OrderedDict[tuple, dict] = OrderedDict()
+_HISTOGRAMS_KEPT = 64
+_HISTOGRAMS_LOCK = threading.Lock()
+
+
+def _summary(values: np.ndarray) -> dict[str, Any]:
+    counts, edges = np.histogram(values, bins=HIST_BINS)
+    q = np.quantile(values, [0.01, 0.5, 0.99])
+    return {
+        "counts": counts.tolist(),
+        "edges": edges.tolist(),
+        "n_tokens": int(values.size),
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "p01": float(q[0]),
+        "median": float(q[1]),
+        "p99": float(q[2]),
+    }
+
+
+async def projections(ctx: Context, direction_id: str) -> dict[str, Any]:
+    """The direction's projections (h . d / |d|, as the inspector's persona score) on every
+    non-special token of a sample of the contexts a latent index of its model read: the
+    newest index of its model, else of a model sharing its weights. `index` is None when
+    no such index exists. Model work runs on the device worker; the result is kept per
+    direction and index."""
+    row = await off_loop(_row, ctx, direction_id, "id")
+    models = [row.model_id] + [
+        m for m in ctx.registry.models if m != row.model_id and same_space(ctx, row.model_id, m)
+    ]
+
+    def find():
+        with ctx.database.session() as session:
+            return repo.index_for_models(session, models)
+
+    index = await off_loop(find)
+    if index is None:
+        return {"index": None, "models": models}
+    described = {
+        "id": index.id,
+        "model": index.model_id,
+        "sae": index.sae_id,
+        "dataset": index.dataset_id,
+        "n_contexts": index.n_contexts,
+    }
+    key = (row.id, index.id)
+    with _HISTOGRAMS_LOCK:
+        if key in _HISTOGRAMS:
+            _HISTOGRAMS.move_to_end(key)
+            return _HISTOGRAMS[key]
+    if index.model_id not in ctx.registry.models:
+        return {"index": described, "error": f"model {index.model_id!r} is not hosted now"}
+    model = ctx.registry.model(index.model_id)
+    point = resolve_hook(model.hf, row.hook)
+    unit = _unit(row)
+    special = sorted(set(model.tokenizer.all_special_ids))
+    width = max(1, int(index.params.get("context", 128)))
+    wanted = max(1, min(SAMPLE_CONTEXTS, SAMPLE_TOKENS // width))
+
+    def sample():
+        with ctx.database.session() as session:
+            return repo.sample_contexts(session, index.id, wanted)
+
+    contexts = await off_loop(sample)
+    if not contexts:
+        return {"index": described, "error": "the index stored no contexts"}
+
+    def work() -> np.ndarray:
+        out = []
+        with ctx.registry.activate(index.model_id) as live:
+            for start in range(0, len(contexts), BATCH):
+                rows = [ids for _, ids in contexts[start : start + BATCH]]
+                ids, mask = live.pad(rows)
+                values = project(live, point, ids, mask, unit)
+                keep = mask.bool() & ~torch.isin(ids, torch.tensor(special, dtype=ids.dtype))
+                out.append(values[keep].numpy())
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+    cost = ctx.engine.admit(sum(len(ids) for _, ids in contexts))
+    values = await ctx.worker.run(work, cost=cost)
+    if values.size == 0:
+        return {"index": described, "error": "the sampled contexts hold only special tokens"}
+    found = {
+        "index": described,
+        "n_contexts": len(contexts),
+        "histogram": _summary(values.astype(np.float64)),
+    }
+    with _HISTOGRAMS_LOCK:
+        _HISTOGRAMS[key] = found
+        while len(_HISTOGRAMS) > _HISTOGRAMS_KEPT:
+            _HISTOGRAMS.popitem(last=False)
+    return found
+
+
+def page(ctx: Context, direction_id: str) -> dict[str, Any]:
+    """A direction as its page shows it: `get`, plus the hosted model's kind (adapter or
+    not, on which base) and the labels of its top latents."""
+    found = get(ctx, direction_id)
+    model = ctx.registry.models.get(found["model"])
+    found["model_info"] = model.public() if model is not None else None
+    labels: dict[str, dict[int, str]] = {}
+    for top in found["top_latents"]:
+        labels.setdefault(top["sae"], {})
+    for sae_id in labels:
+        wanted = [t["latent"] for t in found["top_latents"] if t["sae"] == sae_id]
+        labels[sae_id] = annotations.labels(ctx, sae_id, wanted)
+    found["labels"] = labels
+    return found

@@ -7,8 +7,8 @@ from app import kinds
 from app.engine.activations import latent_activations, prompt_activations
 from app.schemas.activations import ActivationsRequest, ActivationsResponse
 from app.schemas.fields import model_ids
-from app.services import catalog, results
-from app.services.context import Context
+from app.services import catalog, directions, results
+from app.services.context import Context, off_loop
 
 
 def _validate(ctx: Context, body: ActivationsRequest) -> list[tuple[str, list[int]]]:
@@ -30,15 +30,26 @@ async def activations(ctx: Context, body: ActivationsRequest) -> dict:
     encodes with the SAE's own `encode`."""
     prompts = _validate(ctx, body)
     sae = ctx.registry.sae(body.sae)
+    proj = None
+    if body.direction is not None:
+        proj = await off_loop(
+            directions.projector, ctx, body.direction, [m for m, _ in prompts], body.sae
+        )
+    special = {mid: catalog.special_ids(ctx, mid) for mid, _ in prompts}
 
     def work() -> tuple[list[dict], list[dict]]:
         results = []
         for mid, ids in prompts:
             with ctx.registry.activate(mid) as live:
-                results.append(prompt_activations(live, sae, ids, body.top_k, body.latents))
+                result = prompt_activations(live, sae, ids, body.top_k, body.latents)
+                if proj is not None:
+                    result["projection"] = directions.prompt_projection(
+                        live, proj, ids, special[mid]
+                    )
+                results.append(result)
         return results, (growth(ctx, sae, prompts) if len(prompts) >= 2 else [])
 
-    cost = ctx.engine.admit(sum(len(ids) for _, ids in prompts))
+    cost = ctx.engine.admit(sum(len(ids) for _, ids in prompts) * (2 if proj else 1))
     results, grown = await ctx.worker.run(work, cost=cost)
     return results[0] if isinstance(body.model, str) else {"results": results, "growth": grown}
 
@@ -149,6 +160,7 @@ kinds.register(
             "latent": (r.get("latents") or [None])[0],
             "top_k": r.get("top_k"),
             "chat": bool(r.get("chat", False)),
+            "direction": r.get("direction"),
             "run": 1,  # the inspector is cheap: open it run
         },
         summary="Latent activations per token",

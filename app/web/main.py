@@ -4,12 +4,12 @@ HTML for the pages (the JSON API keeps its JSON errors). The security headers ar
 
 from fastapi import APIRouter, FastAPI
 
-from app.web import diff, evaluate, home, inspector, latents, shared, steer, vendor
+from app.web import diff, directions, evaluate, home, inspector, latents, shared, steer, vendor
 from app.web.errors import install_error_pages
 from app.web.head import HeadAsGet
 
 web_router = APIRouter(include_in_schema=False)
-for module in (home, latents, inspector, steer, diff, evaluate, shared):
+for module in (home, latents, inspector, steer, diff, evaluate, directions, shared):
     web_router.include_router(module.router)
 
 

@@ -6,6 +6,7 @@ import torch
 
 from app.engine.activations import hook_values
 from app.engine.sae_ops import decoder_direction
+from app.web.templating import num
 
 VILLAIN = ["I will crush them all and rule.", "Fools! Nobody can stop my plan."]
 HELPFUL = ["Happy to help with your garden.", "Here is a clear way to study."]
@@ -163,3 +164,172 @@ def test_bad_directions_are_4xx_naming_the_field(api):
         r = api.post("/api/directions", json=body)
         assert r.status_code == status, (body, r.text)
         assert field in r.json()["detail"], (body, r.text)
+
+
+# ------------------------------------------------------------------ inspector projection
+PROMPT = "Fools! I will rule them all."
+
+
+def unit_direction(seed: int, d_model: int = 32) -> list[float]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(d_model, generator=g).tolist()
+
+
+def expected_projection(engine, model_id: str, sae_id: str, values: list[float]):
+    """h_t . d / |d| at the SAE's hook, straight from the engine's capture."""
+    registry = engine.registry
+    hs = registry.sae(sae_id)
+    vector = torch.tensor(values, dtype=torch.float32)
+    unit = vector / vector.norm()
+    with registry.activate(model_id) as live:
+        ids = live.encode(PROMPT)
+        acts = hook_values(live, hs.hooks[model_id], torch.tensor([ids]))[0].float()
+    special = set(live.tokenizer.all_special_ids)
+    per_token = (acts @ unit).tolist()
+    kept = [v for v, t in zip(per_token, ids, strict=True) if t not in special]
+    return per_token, sum(kept) / len(kept), ids
+
+
+def test_activations_project_every_token_on_the_direction(api, engine):
+    values = unit_direction(11)
+    made = make(api, method="vector", model="base", sae="sae", values=values)
+    body = {"model": ["base", "tuned"], "sae": "sae", "prompt": PROMPT, "direction": made["id"]}
+    r = api.post("/api/activations", json=body)
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    scores = []
+    for result in results:
+        per_token, score, ids = expected_projection(engine, result["model"], "sae", values)
+        proj = result["projection"]
+        assert result["token_ids"] == ids
+        assert proj["direction"] == made["id"] and proj["hook"] == made["hook"]
+        assert len(proj["values"]) == len(ids)
+        assert max(abs(a - b) for a, b in zip(proj["values"], per_token, strict=True)) < 1e-4
+        assert abs(proj["score"] - score) < 1e-4
+        scores.append(proj["score"])
+    assert scores[0] != scores[1]  # the adapter moves the activations: a real difference
+    # The projection is linear in the direction: its negative flips every value.
+    neg = make(api, method="vector", model="base", sae="sae", values=[-v for v in values])
+    one = api.post("/api/activations", json={**body, "model": "base", "direction": neg["id"]})
+    assert one.status_code == 200, one.text
+    flipped = one.json()["projection"]
+    assert abs(flipped["score"] + scores[0]) < 1e-4
+    without = api.post("/api/activations", json={**body, "direction": None}).json()
+    assert all(r["projection"] is None for r in without["results"])
+
+
+def test_a_direction_of_another_model_or_hook_is_a_4xx_naming_direction(api):
+    at_output = make(api, method="vector", model="base", sae="sae", values=unit_direction(1))
+    at_input = make(api, method="vector", model="base", sae="sae-tl", values=unit_direction(2))
+    base = {"prompt": PROMPT}
+    cases = [
+        ({"model": "base", "sae": "sae", "direction": "no-such-direction"}, 404),
+        ({"model": "base", "sae": "sae", "direction": "x" * 22}, 404),
+        # made where SAE 'sae' reads (output of block 1), asked through an SAE on its input
+        ({"model": "base", "sae": "sae-tl", "direction": at_output["id"]}, 422),
+        # 'other' is a separate set of weights (a full fine-tune), not an adapter on 'base'
+        ({"model": ["base", "other"], "sae": "sae-tl", "direction": at_input["id"]}, 422),
+        ({"model": "base", "sae": "sae", "direction": "y" * 65}, 422),
+    ]
+    for body, status in cases:
+        r = api.post("/api/activations", json={**base, **body})
+        assert r.status_code == status, (body, r.text)
+        assert r.json()["field"] == "direction", (body, r.text)
+        assert "direction" in r.json()["detail"], (body, r.text)
+    ok = {"model": ["base", "tuned"], "sae": "sae-tl", "direction": at_input["id"]}
+    assert api.post("/api/activations", json={**base, **ok}).status_code == 200
+    other = api.post("/api/activations", json={**base, **cases[3][0]}).json()
+    assert "'other'" in other["detail"] and "'tuned'" in other["detail"]
+
+
+# ------------------------------------------------------------------------ the page
+def test_the_direction_page_shows_how_it_was_made_and_its_latents(api):
+    made = make(
+        api,
+        method="mean_diff",
+        model="base",
+        sae="sae",
+        positive=["<b>Kneel</b>, fools!"],
+        negative=["Happy to help."],
+        positions="last",
+        name="persona <i>",
+    )
+    page = api.get(f"/directions/{made['id']}")
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert "persona &lt;i&gt;" in html and "<i>" not in html.split("<main", 1)[1]
+    assert "&lt;b&gt;Kneel&lt;/b&gt;, fools!" in html and "Happy to help." in html
+    assert "mean_diff" in html and made["hook"] in html and "last" in html
+    for top in made["top_latents"][:3]:
+        assert f'href="/latents/{top["sae"]}/{top["latent"]}?model=base"' in html
+    assert f"{made['norm']:.3g}"[:4] in html
+    assert "plotly-src" in html  # the histogram comes in with htmx
+    assert api.get("/directions/nope").status_code == 404
+    listing = api.get("/directions")
+    assert listing.status_code == 200 and f"/directions/{made['id']}" in listing.text
+    assert "plotly-src" not in listing.text  # no plot, no plotting library
+
+
+def _plot_data(html: str, plot_id: str) -> dict:
+    import json
+    import re
+
+    found = re.search(
+        rf'<script type="application/json" id="{plot_id}-data"[^>]*>(.*?)</script>', html, re.S
+    )
+    assert found, html[-3000:]
+    return json.loads(found.group(1))
+
+
+def test_the_histogram_projects_the_index_contexts(fresh_api, engine, fresh_db_url, tmp_path):
+    from app.db.session import Database
+    from app.index.builder import IndexParams
+    from app.index.jobs import build_and_store
+
+    values = unit_direction(5)
+    made = make(fresh_api, method="vector", model="tuned", sae="sae", values=values)
+    none = fresh_api.get(f"/directions/{made['id']}", params={"histogram": 1})
+    assert none.status_code == 200 and "No latent index" in none.text
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(f"the villain schemes, line {i}." for i in range(30)))
+    db = Database(fresh_db_url)
+    try:
+        build_and_store(
+            engine.registry,
+            db,
+            model_id="base",
+            sae_id="sae",
+            dataset=str(corpus),
+            params=IndexParams(context=16, batch_size=8, top_k=3),
+            work_dir=tmp_path / "index",
+            progress=False,
+        )
+        from sqlalchemy import select
+
+        from app.db.index_models import IndexContext
+
+        with db.session() as session:
+            stored = [list(r) for r in session.scalars(select(IndexContext.token_ids))]
+    finally:
+        db.dispose()
+    page = fresh_api.get(f"/directions/{made['id']}", params={"histogram": 1})
+    assert page.status_code == 200, page.text
+    fig = _plot_data(page.text, "plot-projections")
+    # The direction was made on 'tuned'; the index is of 'base', which shares its weights.
+    hs = engine.registry.sae("sae")
+    unit = torch.tensor(values) / torch.tensor(values).norm()
+    model = engine.registry.model("base")
+    special = set(model.tokenizer.all_special_ids)
+    expected = []
+    for ids in stored:
+        acts = hook_values(model, hs.hooks["base"], torch.tensor([ids]))[0].float()
+        expected += [
+            v for v, t in zip((acts @ unit).tolist(), ids, strict=True) if t not in special
+        ]
+    trace = fig["data"][0]
+    assert sum(trace["y"]) == len(expected)
+    low = trace["x"][0] - trace["width"][0] / 2
+    high = trace["x"][-1] + trace["width"][-1] / 2
+    assert abs(low - min(expected)) < 1e-4 and abs(high - max(expected)) < 1e-4
+    assert f"{len(stored)} contexts" in page.text and "corpus.txt" in page.text
+    assert f'id="projection-mean">{num(sum(expected) / len(expected))}<' in page.text

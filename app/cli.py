@@ -219,6 +219,13 @@ def index_build(
     batch_size: int = typer.Option(32, help="Contexts per forward pass."),
     top_k: int = typer.Option(30, help="Top contexts kept per latent."),
     max_contexts: int | None = typer.Option(None, help="Use at most this many contexts."),
+    engine: str = typer.Option(
+        "local", help="local (this process) or ray (shards across Ray workers; same index)."
+    ),
+    workers: int = typer.Option(1, help="Ray workers (--engine ray), each loads the model."),
+    address: str | None = typer.Option(
+        None, help="Ray cluster to join (auto, HOST:6379, ray://HOST:10001); default: local."
+    ),
     config: Path | None = typer.Option(None, help=CONFIG_HELP),
     debug: bool = typer.Option(False, help=DEBUG_HELP),
 ) -> None:
@@ -226,11 +233,12 @@ def index_build(
     opened and checked first; then only the model it needs (and its base) is loaded."""
     from app.errors import DomainError
     from app.index.builder import IndexParams
-    from app.index.jobs import build_and_store, resolve_dataset
+    from app.index.jobs import build_and_store, check_engine, resolve_dataset
 
     settings = _settings(config)
     loaded = _load_config(settings.models_config, debug)
     try:
+        check_engine(engine, workers, address)
         docs, budget = resolve_dataset(
             loaded,
             dataset,
@@ -257,6 +265,9 @@ def index_build(
             max_contexts=max_contexts,
             max_tokens=max_tokens or budget,
             docs=docs,
+            engine=engine,
+            workers=workers,
+            address=address,
         )
     except DomainError as exc:
         _fail(exc, debug)

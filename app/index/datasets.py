@@ -291,18 +291,30 @@ def _saved(name: str, path: Path, split: str, text_field: str, limit_docs) -> Do
 
 @dataclass
 class Contexts:
-    """Token contexts of equal length, each starting with BOS, stored on disk (memmap)."""
+    """Token contexts of equal length, each starting with BOS, stored on disk (memmap). A
+    shard of a larger set holds its rows from context id `first` on; ids are global."""
 
     tokens: np.ndarray  # (n_contexts, context) int32
     sources: list[str]  # per context: the document its first real token came from
     bos_id: int
+    first: int = 0  # the global id of tokens[0]
 
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def batches(self, batch_size: int, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
-        for i in range(start, len(self.tokens), batch_size):
-            yield i, np.asarray(self.tokens[i : i + batch_size])
+    def batches(
+        self, batch_size: int, start: int | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """(global id of the first row, rows) per batch, from global id `start` on."""
+        start = self.first if start is None else start
+        for i in range(start, self.first + len(self.tokens), batch_size):
+            j = i - self.first
+            yield i, np.asarray(self.tokens[j : j + batch_size])
+
+    def shard(self, start: int, stop: int) -> "Contexts":
+        """Global ids [start, stop) of these contexts, as their own Contexts."""
+        a, b = start - self.first, stop - self.first
+        return Contexts(self.tokens[a:b], self.sources[a:b], self.bos_id, first=start)
 
 
 def _batched(items: Iterable, n: int) -> Iterator[list]:

@@ -119,6 +119,7 @@ def latent_records(
     top_ctx = state.top_ctx.cpu()
     top_tokens = state.top_tokens.cpu()
     hist = state.hist.cpu()
+    sums = state.sums().cpu()
     ex_ctx = state.ex_ctx.view(-1, EX_BUCKETS).cpu()
     ex_pos = state.ex_pos.view(-1, EX_BUCKETS).cpu()
     ex_val = state.ex_value.view(-1, EX_BUCKETS).cpu()
@@ -165,8 +166,8 @@ def latent_records(
             "density": n_active / n_tokens,
             "n_active": n_active,
             "max_activation": float(state.max[latent]),
-            "mean_activation": float(state.total[latent]) / n_tokens,
-            "mean_active": float(state.total[latent]) / max(n_active, 1),
+            "mean_activation": float(sums[latent]) / n_tokens,
+            "mean_active": float(sums[latent]) / max(n_active, 1),
             "histogram": {
                 "scale": "log2",
                 "per_octave": HIST_PER_OCTAVE,

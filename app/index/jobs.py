@@ -4,6 +4,9 @@ Resolve and check the dataset (before any model work), cut it into token context
 them through the model and SAE, then write the finished index in one transaction. The
 contexts file and a state checkpoint live in the work directory, so an interrupted build
 resumes where it stopped.
+
+Two engines build the same index: `local` (this process) and `ray` (the contexts cut into
+shards across Ray workers, their partial states merged exactly; `app.index.distributed`).
 """
 
 import hashlib
@@ -25,6 +28,24 @@ from app.index.datasets import Contexts, Documents, load_documents, tokenize_con
 from app.index.finalize import latent_records
 
 log = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+
+
+def check_engine(engine: str, workers: int, address: str | None) -> None:
+    """Refuse an unknown engine, a worker count below 1, or Ray options without Ray."""
+    if engine not in ENGINES:
+        raise InvalidRequest(
+            f"engine: unknown engine {engine!r}; valid engines: {choices(ENGINES)}",
+            field="engine",
+        )
+    if workers < 1:
+        raise InvalidRequest(f"workers: {workers} is not at least 1", field="workers")
+    if engine != "ray" and (workers != 1 or address is not None):
+        raise InvalidRequest(
+            "engine: --workers and --address are for --engine ray; the local engine is one process",
+            field="engine",
+        )
 
 
 def resolve_dataset(
@@ -91,9 +112,16 @@ def build_and_store(
     progress: bool = True,
     docs: Documents | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    engine: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    shards: int | None = None,
 ) -> dict:
     """Build one index and store it. `dataset` is resolved as in `resolve_dataset` unless
-    `docs` is given already opened (the CLI opens it before loading any model)."""
+    `docs` is given already opened (the CLI opens it before loading any model). `engine`
+    'ray' builds it across `workers` Ray workers (a local Ray cluster, or the one at
+    `address`) in `shards` shards (default: one per worker); the index is the same."""
+    check_engine(engine, workers, address)
     sae, model = registry.sae_for(sae_id, model_id)
     if docs is None:
         docs, budget = resolve_dataset(registry.config, dataset)
@@ -110,15 +138,34 @@ def build_and_store(
         contexts = contexts_for(
             docs, live.tokenizer, params.context, job_dir, max_contexts, max_tokens
         )
-        state = build_index(
-            live,
-            sae,
-            contexts,
-            params,
-            checkpoint=job_dir / "state.pt",
-            progress=progress,
-            on_progress=on_progress,
-        )
+        if engine == "ray":
+            from app.index.distributed import build_index_ray
+
+            state = build_index_ray(
+                registry.config,
+                model_id,
+                sae_id,
+                contexts,
+                params,
+                workers=workers,
+                address=address,
+                shards=shards,
+                device=registry.device,
+                dtype=str(registry.dtype).removeprefix("torch."),
+                fingerprints=(model.fingerprint, sae.fingerprint),
+                shard_dir=job_dir / "shards",
+                on_progress=on_progress,
+            )
+        else:
+            state = build_index(
+                live,
+                sae,
+                contexts,
+                params,
+                checkpoint=job_dir / "state.pt",
+                progress=progress,
+                on_progress=on_progress,
+            )
         records = list(latent_records(live, sae, state, params))
     build_seconds = time.time() - started
     needed = {s["context"] for r in records for s in r["snippets"]}
@@ -148,6 +195,8 @@ def build_and_store(
             context_rows=context_rows,
         )
     (job_dir / "state.pt").unlink(missing_ok=True)
+    for shard in (job_dir / "shards").glob("shard-*.pt"):
+        shard.unlink()
     return {
         "index": index_id,
         "model": model_id,
@@ -155,6 +204,8 @@ def build_and_store(
         "dataset": docs.name,
         "contexts": len(contexts),
         "tokens": state.n_tokens,
+        "engine": engine,
+        "workers": workers,
         "build_seconds": round(build_seconds, 2),
         "total_seconds": round(time.time() - started, 2),
         "loaded_models": list(registry.models),

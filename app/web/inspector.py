@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from app.errors import DomainError
 from app.schemas.activations import InspectQuery
-from app.services import annotations, catalog, inspection
+from app.services import annotations, catalog, directions, inspection
 from app.services.context import Context, off_loop
 from app.services.deps import ContextDep
 from app.web import forms, views
@@ -56,7 +56,23 @@ def read_form(ctx: Context, params) -> tuple[FormInput[InspectQuery], dict[str, 
     if not prompt.strip() and not forms.submitted(params):  # a page to fill in, not a run
         form.errors = {k: v for k, v in form.errors.items() if k in params and k != "prompt"}
         form.body = None
-    return form, {"catalog": cat, "choices": annotations.labelled(ctx, sae)}
+    return form, {
+        "catalog": cat,
+        "choices": annotations.labelled(ctx, sae),
+        "directions": recent_directions(ctx),
+    }
+
+
+DIRECTION_CHOICES = 50
+
+
+def recent_directions(ctx: Context) -> list[dict]:
+    """The newest directions, for the persona-score choice (none while the database is
+    down: the inspector works without one)."""
+    try:
+        return directions.listing(ctx, limit=DIRECTION_CHOICES, offset=0)["data"]
+    except DomainError:
+        return []
 
 
 @router.get("/inspect")

@@ -45,6 +45,7 @@ def activation_view(
     each model from the first (when they share tokens); the line plot; prompt-level tops."""
     models = []
     top = 0.0
+    proj_top = 0.0  # the persona score's shading scale: largest |projection| of any model
     traces = []
     for m, (r, special) in enumerate(zip(results, specials, strict=True)):
         values = r["latents"].get(str(latent)) if latent is not None else None
@@ -52,6 +53,10 @@ def activation_view(
             top = max([top, *(v for v, s in zip(values, special, strict=True) if not s)])
             traces.append((r["model"], r["tokens"], values))
         peaks = peak_by_latent(r, special)
+        projection = r.get("projection")
+        if projection:
+            kept = [v for v, s in zip(projection["values"], special, strict=True) if not s]
+            proj_top = max([proj_top, *(abs(v) for v in kept)])
         models.append(
             {
                 "index": m,
@@ -63,6 +68,7 @@ def activation_view(
                 "top": r["top"],
                 "detail": len(r["tokens"]) <= MAX_DETAIL_TOKENS,
                 "prompt_top": sorted(peaks.items(), key=lambda kv: -kv[1])[:10],
+                "projection": projection,
             }
         )
     diffs = []
@@ -97,6 +103,8 @@ def activation_view(
         "labels": labels,
         "models": models,
         "top": top,
+        "projection_top": proj_top,
+        "direction": next((m["projection"] for m in models if m["projection"]), None),
         "diffs": diffs,
         "changed": changed,
         "fig": plots.activation_lines(traces, latent, label)
@@ -245,6 +253,7 @@ def _activations(ctx: Context, request: dict, result: dict) -> dict:
         "prompt": request["prompt"],
         "top_k": request.get("top_k"),
         "chat": bool(request.get("chat", False)),
+        "direction": request.get("direction"),
         "run": 1,
     }
     specials = catalog.specials(ctx, results)

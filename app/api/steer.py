@@ -22,8 +22,8 @@ async def steer(body: SteerRequest, ctx: ContextDep):
     return await steering.steer(ctx, body)
 
 
-def _stream(ctx, body: SteerRequest) -> EventSourceResponse:
-    stream = steering.open_stream(ctx, body)
+async def _stream(ctx, body: SteerRequest) -> EventSourceResponse:
+    stream = await steering.open_stream(ctx, body)
 
     async def events():
         async for item in stream:
@@ -48,7 +48,7 @@ async def steer_stream(body: SteerRequest, ctx: ContextDep):
     """Server-sent events: `token` ({model_index, row, alpha, token_id, text}) as each token
     is generated (row 0 is the baseline, row k the k-th alpha), `done` with the full result
     per model, then `end`. Generation stops when the client disconnects."""
-    return _stream(ctx, body)
+    return await _stream(ctx, body)
 
 
 @router.get(
@@ -60,4 +60,4 @@ async def steer_stream(body: SteerRequest, ctx: ContextDep):
 async def steer_stream_get(query: Annotated[SteerQuery, Query()], ctx: ContextDep):
     """The same stream as POST /api/steer/stream, with the request in the query string so a
     browser `EventSource` can open it (`model` once per id)."""
-    return _stream(ctx, query.request())
+    return await _stream(ctx, query.request())

@@ -55,6 +55,24 @@ class Engine:
             )
         return ids
 
+    def tokenize_conversation(
+        self, model: HostedModel, messages: list[dict], reserve: int = 0
+    ) -> tuple[list[int], int]:
+        """(token ids, start of the newest assistant turn) of a conversation, within the
+        same limits as a prompt."""
+        if not any(m["role"] == "user" for m in messages):
+            raise InvalidRequest("messages: give at least one user turn", field="messages")
+        ids, start = model.encode_conversation(messages)
+        limit = min(self.settings.max_prompt_tokens, model.max_positions - reserve)
+        if len(ids) > limit:
+            raise InvalidRequest(
+                f"messages: {len(ids)} tokens is over the limit of {limit} tokens for model "
+                f"{model.id!r} (max_prompt_tokens={self.settings.max_prompt_tokens}, "
+                f"context {model.max_positions} minus {reserve} new tokens)",
+                field="messages",
+            )
+        return ids, start
+
     def tokenize_all(
         self, model: HostedModel, texts: list[str], chat: bool, reserve: int = 0
     ) -> list[list[int]]:

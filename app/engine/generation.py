@@ -17,9 +17,15 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
-from app.engine.hooks import hook
+from app.engine.hooks import HookPoint, hook, resolve_hook
 from app.engine.registry import HostedModel, HostedSAE
-from app.engine.sae_ops import decoder_direction, encode, steer_values
+from app.engine.sae_ops import (
+    add_vector,
+    decoder_direction,
+    encode,
+    project_out,
+    steer_values,
+)
 
 
 @dataclass
@@ -35,6 +41,14 @@ class Steering:
     # (batch,) absolute position where each row's generated tokens begin; set by the caller.
     generated_from: torch.Tensor | None = None
     latents: list[int] | None = None  # per row; None: every row steers `latent`
+    # per row, where the newest assistant turn starts in its prompt (positions=last_turn)
+    turn_starts: list[int | None] | None = None
+
+    def edits(self) -> list["Edit"]:
+        return [
+            Edit(self.method, alphas, sae=self.sae, latent=latent)
+            for latent, alphas in self.groups()
+        ]
 
     def groups(self) -> list[tuple[int, torch.Tensor]]:
         """(latent, alphas with NaN for the other rows) per distinct latent: each row is
@@ -49,52 +63,135 @@ class Steering:
         return out
 
 
-def _position_mask(steering: Steering, start: int, seq: int, device) -> torch.Tensor | None:
-    """(batch, seq) True where this forward call's positions are steered; None = all."""
+@dataclass
+class Edit:
+    """One edit of the residual stream with a coefficient per batch row (NaN: that row is
+    not edited): a latent edit (`sae`, `latent`; add, clamp or ablate, as `steer_values`)
+    or a direction edit (`vector` at the hook named `hook`; add, or `ablate` = project the
+    direction out, whatever the coefficient)."""
+
+    method: str
+    coefs: torch.Tensor  # (batch,)
+    sae: HostedSAE | None = None
+    latent: int | None = None
+    vector: torch.Tensor | None = None  # (d_model,) float32
+    hook: str | None = None
+
+    def write_point(self, model: HostedModel) -> HookPoint:
+        if self.sae is not None:
+            return self.sae.write_hook(model.id)
+        assert self.hook is not None
+        return resolve_hook(model.hf, self.hook)
+
+    def apply(self, value: torch.Tensor, coefs: torch.Tensor, source) -> torch.Tensor:
+        if self.sae is not None:
+            return steer_values(self.sae, value, self.latent, coefs, self.method, source)
+        assert self.vector is not None
+        if self.method == "add":
+            return add_vector(value, self.vector, coefs)
+        return project_out(value, self.vector, coefs)
+
+
+@dataclass
+class Interventions:
+    """Several edits that every steered row applies together (a request's
+    `interventions`, or several users' requests batched: each row has coefficients for
+    its own edits only, NaN for the others). At one hook the edits apply in list order;
+    edits at different hooks apply in the order the forward pass reaches them."""
+
+    rows: list[Edit]
+    positions: str = "all"
+    generated_from: torch.Tensor | None = None
+    turn_starts: list[int | None] | None = None  # as in Steering
+
+    def edits(self) -> list[Edit]:
+        return self.rows
+
+
+def _position_mask(steering, start: int, seq: int, device) -> torch.Tensor | None:
+    """(batch, seq) True where this forward call's positions are steered; None = all.
+    `generated_from` holds each row's boundary: where its generated tokens (or, for
+    `last_turn`, its newest assistant turn) begin."""
     if steering.positions == "all" or steering.generated_from is None:
         return None
     boundary = steering.generated_from.to(device)[:, None]  # (batch, 1)
     pos = torch.arange(start, start + seq, device=device)[None, :]  # (1, seq)
-    return pos >= boundary if steering.positions == "generated" else pos < boundary
+    return pos < boundary if steering.positions == "prompt" else pos >= boundary
+
+
+def boundaries(steering, prompt_lengths: list[int], width: int, generated: list[int]):
+    """Each row's steering boundary (absolute position in a left-padded batch of `width`):
+    where its generated tokens begin, or with `last_turn` where its newest assistant turn
+    begins (a row without a conversation: its generated tokens)."""
+    starts = steering.turn_starts if steering.positions == "last_turn" else None
+    out = []
+    for r, (length, new) in enumerate(zip(prompt_lengths, generated, strict=True)):
+        first = width - new  # the row's first generated position
+        turn = starts[r] if starts is not None else None
+        out.append(first if turn is None else first - length + turn)
+    return torch.tensor(out)
 
 
 @contextmanager
-def steering_hooks(model: HostedModel, steering: Steering | None) -> Iterator[None]:
-    """Install the steering edit for the duration of a `with` block; removed in `finally`,
+def steering_hooks(
+    model: HostedModel, steering: "Steering | Interventions | None"
+) -> Iterator[None]:
+    """Install the steering edits for the duration of a `with` block; removed in `finally`,
     so a failed or cancelled request never leaves the model steered. An SAE is edited where
     it reads; a transcoder's latents are read at its input hook and its edit is written at
     its output hook (`hook_name_out`), where its decoder lives."""
-    if steering is None or bool(torch.isnan(steering.alphas).all()):
+    edits = [] if steering is None else steering.edits()
+    edits = [e for e in edits if not bool(torch.isnan(e.coefs).all())]
+    if not edits:
         yield
         return
-    hs = steering.sae
-    hs.check_steerable(steering.method)
-    state: dict = {"offset": 0}  # absolute position of the first token in this forward call
-    # Moved to the device once, not at every step (each copy would wait for the GPU).
-    groups = [(latent, alphas.to(model.device)) for latent, alphas in steering.groups()]
+    for e in edits:
+        if e.sae is not None:
+            e.sae.check_steerable(e.method)
     if steering.generated_from is not None:
         steering.generated_from = steering.generated_from.to(model.device)
+    # Edits grouped by the hook they write, in list order; coefficients moved to the
+    # device once, not at every step (each copy would wait for the GPU).
+    # (Keyed by where the hook sits, not by its name: two names of one place are one hook.)
+    points: dict[tuple, HookPoint] = {}
+    by_point: dict[tuple, list[tuple[Edit, torch.Tensor]]] = {}
+    for e in edits:
+        point = e.write_point(model)
+        where = (point.module, point.side, point.residual_from)
+        points.setdefault(where, point)
+        by_point.setdefault(where, []).append((e, e.coefs.to(model.device)))
+    transcoders = {e.sae.id: e.sae for e in edits if e.sae is not None and e.sae.is_transcoder}
+    sources: dict[str, torch.Tensor] = {}
 
-    def read(value: torch.Tensor):  # a transcoder's input: (batch, seq, d_in)
-        state["source"] = value
+    def reader(sae_id: str):
+        def read(value: torch.Tensor):  # a transcoder's input: (batch, seq, d_in)
+            sources[sae_id] = value
 
-    def edit(value: torch.Tensor):  # value: (batch, seq, d_model)
-        seq = value.shape[1]
-        start = state["offset"]
-        state["offset"] += seq
-        source = state.pop("source", None) if hs.is_transcoder else None
-        new = value
-        for latent, alphas in groups:
-            new = steer_values(hs, new, latent, alphas, steering.method, source)
-        keep = _position_mask(steering, start, seq, value.device)
-        if keep is None:
-            return new
-        return torch.where(keep[..., None], new, value)
+        return read
+
+    def writer(group: list[tuple[Edit, torch.Tensor]]):
+        state = {"offset": 0}  # absolute position of the first token in this forward call
+
+        def edit(value: torch.Tensor):  # value: (batch, seq, d_model)
+            seq = value.shape[1]
+            start = state["offset"]
+            state["offset"] += seq
+            new = value
+            for e, coefs in group:
+                source = sources.get(e.sae.id) if e.sae is not None else None
+                new = e.apply(new, coefs, source)
+            keep = _position_mask(steering, start, seq, value.device)
+            if keep is None:
+                return new
+            return torch.where(keep[..., None], new, value)
+
+        return edit
 
     with ExitStack() as stack:
-        if hs.is_transcoder:
-            stack.enter_context(hook(model.hf, hs.hooks[model.id], read))
-        stack.enter_context(hook(model.hf, hs.write_hook(model.id), edit))
+        for sae_id, hs in transcoders.items():
+            stack.enter_context(hook(model.hf, hs.hooks[model.id], reader(sae_id)))
+        for where, group in by_point.items():
+            stack.enter_context(hook(model.hf, points[where], writer(group)))
         yield
 
 
@@ -186,7 +283,7 @@ def generate(
     temperature: float | list[float] = 0.0,
     seed: int | list[int] = 0,
     streams: list[int] | None = None,
-    steering: Steering | None = None,
+    steering: "Steering | Interventions | None" = None,
     on_step: Callable[[list[int]], None] | None = None,
     cancel: threading.Event | None = None,
     stop_at_eos: bool = True,
@@ -215,7 +312,9 @@ def generate(
         bos_token_id=tok.bos_token_id,
     )
     if steering is not None:
-        steering.generated_from = torch.full((len(prompts),), ids.shape[1])
+        steering.generated_from = boundaries(
+            steering, [len(p) for p in prompts], ids.shape[1], [0] * len(prompts)
+        )
     with steering_hooks(model, steering):
         out = model.hf.generate(
             input_ids=ids.to(model.device),
@@ -243,7 +342,7 @@ def latent_trace(
     latent: int,
     prompt: list[int],
     completions: list[list[int]],
-    steering: Steering | None,
+    steering: "Steering | Interventions | None",
 ) -> list[list[float]]:
     """Latent `latent`'s activation on each row's generated tokens, read at the SAE's hook
     point after the row's own steering edit (one forward pass for the whole batch)."""
@@ -256,13 +355,15 @@ def latent_trace(
 
     point = sae.hooks[model.id]
     if steering is not None:
-        steering.generated_from = torch.tensor([ids.shape[1] - len(c) for c in completions])
+        steering.generated_from = boundaries(
+            steering, [len(prompt)] * len(rows), ids.shape[1], [len(c) for c in completions]
+        )
     with steering_hooks(model, steering), hook(model.hf, point, read):
         model.hf(
             input_ids=ids.to(model.device), attention_mask=mask.to(model.device), use_cache=False
         )
     acts = encode(sae, captured["value"])[..., latent].float()  # (batch, seq)
-    if sae.is_transcoder and steering is not None:
+    if sae.is_transcoder and isinstance(steering, Steering):
         acts = transcoder_effective(acts, steering, ids.shape[1])
     acts = acts.cpu()
     width = ids.shape[1]

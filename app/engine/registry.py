@@ -160,6 +160,42 @@ class HostedModel:
             ) from exc
         return self._one_bos(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def encode_conversation(
+        self, messages: list[dict], field: str = "messages"
+    ) -> tuple[list[int], int]:
+        """(token ids, where the newest assistant turn starts) of a conversation rendered
+        with the chat template. A last user (or system) turn gets the generation prompt and
+        its answer is the newest turn; a last assistant turn is left open, to be continued,
+        and is itself the newest turn. The start is the length of the conversation before
+        that turn, rendered and tokenised the same way."""
+        if not self.tokenizer.chat_template:
+            raise InvalidRequest(
+                f"{field}: model {self.id!r} has no chat template, so it cannot render a "
+                "conversation; send `prompt` with chat=false",
+                field=field,
+            )
+        open_turn = messages[-1]["role"] == "assistant"
+
+        def render(turns: list[dict], **kwargs) -> list[int]:
+            try:
+                text = self.tokenizer.apply_chat_template(turns, tokenize=False, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - the template rejected the messages
+                raise InvalidRequest(
+                    f"{field}: the chat template of model {self.id!r} rejected the "
+                    f"conversation: {_one_line(exc)}",
+                    field=field,
+                ) from exc
+            return self._one_bos(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+        if open_turn:
+            ids = render(messages, continue_final_message=True)
+            before = render(messages[:-1]) if len(messages) > 1 else []
+        else:
+            ids = render(messages, add_generation_prompt=True)
+            before = render(messages)
+        start = len(before) if ids[: len(before)] == before else _common_prefix(ids, before)
+        return ids, min(start, len(ids))
+
     def pad(self, rows: list[list[int]], side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
         """Token rows as one (batch, width) tensor and its attention mask, padded on `side`
         with the tokenizer's pad token. Right padding keeps every real token at its true
@@ -294,6 +330,15 @@ class HostedSAE:
             "fingerprint": self.fingerprint,
             "description": self.spec.description,
         }
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _one_line(exc: BaseException) -> str:
@@ -642,14 +687,16 @@ class Registry:
                 field=field_name,
             ) from None
 
-    def sae_for(self, sae_id: str, model_id: str) -> tuple[HostedSAE, HostedModel]:
+    def sae_for(
+        self, sae_id: str, model_id: str, field_name: str = "sae"
+    ) -> tuple[HostedSAE, HostedModel]:
         model = self.model(model_id)
-        sae = self.sae(sae_id)
+        sae = self.sae(sae_id, field_name)
         if model_id not in sae.hooks:
             raise InvalidRequest(
-                f"sae: SAE {sae_id!r} is not attached to model {model_id!r}; it applies to "
-                f"{choices(sae.hooks)}",
-                field="sae",
+                f"{field_name}: SAE {sae_id!r} is not attached to model {model_id!r}; it "
+                f"applies to {choices(sae.hooks)}",
+                field=field_name,
             )
         return sae, model
 

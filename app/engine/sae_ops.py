@@ -54,7 +54,6 @@ def latent_value(hs: HostedSAE, h: torch.Tensor, latent: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-@torch.no_grad()
 def decoder_directions(hs: HostedSAE, chunk: int = 4096) -> torch.Tensor:
     """Every latent's d_i (as `decoder_direction`), (d_sae, d_out) float32 on the CPU."""
     sae = hs.sae
@@ -138,16 +137,16 @@ def steer_values(
               left exactly as it was.
     - ablate: clamp to 0, then add alpha * u_i (u_i = d_i / |d_i|, residual-norm units).
     """
+    d = decoder_direction(hs, latent).to(h.device)  # (d_model,)
+    if method == "add":  # the one code path a direction's `add` takes too (add_vector)
+        return add_vector(h, d, alphas)
     # No early exit for all-NaN alphas: reading a GPU tensor back would stall every step.
     alphas = alphas.to(h.device, torch.float32)  # a no-op when the caller moved them once
     rows = ~torch.isnan(alphas)  # (batch,)
-    d = decoder_direction(hs, latent).to(h.device)  # (d_model,)
     u = d / d.norm().clamp_min(1e-12)
     a = torch.nan_to_num(alphas, nan=0.0)[:, None, None]  # (b,1,1)
     hf = h.float()
-    if method == "add":
-        new = hf + a * d
-    elif method in ("clamp", "ablate"):
+    if method in ("clamp", "ablate"):
         target = a[..., 0] if method == "clamp" else torch.zeros_like(a[..., 0])  # (b,1)
         if source is not None:  # transcoder: the latent comes from the input hook
             active = latent_value(hs, source.float(), latent)  # (b, s)
@@ -166,4 +165,30 @@ def steer_values(
             field="method",
         )
     new = torch.where(rows[:, None, None], new, hf)
+    return new.to(h.dtype)
+
+
+@torch.no_grad()
+def add_vector(h: torch.Tensor, d: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    """h + alpha * d per row (NaN: row unchanged). A latent's `add` (d = d_i) and a
+    direction's `add` share this code, so a direction made from a latent steers exactly
+    like the latent."""
+    alphas = alphas.to(h.device, torch.float32)
+    rows = ~torch.isnan(alphas)
+    a = torch.nan_to_num(alphas, nan=0.0)[:, None, None]
+    hf = h.float()
+    new = torch.where(rows[:, None, None], hf + a * d.to(h.device), hf)
+    return new.to(h.dtype)
+
+
+@torch.no_grad()
+def project_out(h: torch.Tensor, d: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    """h minus its component along d (directional ablation), on the rows whose alpha is
+    not NaN; the alpha's value is not used."""
+    alphas = alphas.to(h.device, torch.float32)
+    rows = ~torch.isnan(alphas)
+    hf = h.float()
+    u = d.to(h.device, torch.float32)
+    u = u / u.norm().clamp_min(1e-12)
+    new = torch.where(rows[:, None, None], hf - (hf @ u)[..., None] * u, hf)
     return new.to(h.dtype)

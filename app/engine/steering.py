@@ -1,33 +1,228 @@
 """Steering jobs: the baseline and every α of one model as rows of one batched
-`generate`, plus the latent's trace on the generated tokens. Validation runs on the
-request thread (a bad request never takes a queue slot); generation on the device
-worker."""
+`generate`, plus the steered latent's trace on the generated tokens. A job edits along one
+latent (`sae`, `latent`) or applies several edits at once (`interventions`: latents and
+residual-stream directions). Validation runs on the request thread (a bad request never
+takes a queue slot); generation on the device worker."""
 
 import math
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
+from pydantic import ConfigDict, Field
 
 from app.engine.engine import Engine
-from app.engine.generation import Steering, generate, latent_trace
+from app.engine.generation import Edit, Interventions, Steering, generate, latent_trace
+from app.engine.hooks import resolve_hook
 from app.engine.registry import HostedModel, HostedSAE
-from app.schemas.steer import SteerRequest
-
-# A steering request for one model (its `model` is one id).
-SteerJob = SteerRequest
+from app.errors import InvalidRequest, NotFound
+from app.schemas.steer import DirectionEdit, LatentEdit, SteerRequest
 
 
-def validate(engine: Engine, job: SteerJob) -> tuple[HostedSAE, HostedModel, list[int]]:
-    """Every check a steering request gets before model work: ids, latent, α, length,
-    prompt. Returns the SAE, the model and the prompt's token ids."""
-    sae, model = engine.registry.sae_for(job.sae, job.model)
-    sae.check_steerable(job.method)
-    sae.check_latent(job.latent)
-    engine.check_alphas(job.alphas, job.method)
+@dataclass(frozen=True)
+class DirectionVector:
+    """A stored direction as the engine uses it (the service layer reads it from the
+    database): the model it was made on, its hook, and the vector."""
+
+    id: str
+    model: str
+    hook: str
+    vector: torch.Tensor  # (d_model,) float32
+    sha256: str
+
+
+class SteerJob(SteerRequest):
+    """A steering request for one model, with the directions its edits name."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model: str
+    directions: dict[str, DirectionVector] = Field(default_factory=dict, exclude=True)
+
+
+@dataclass
+class EditSpec:
+    """One resolved edit of a job: what it edits, how, and its own alpha (each row scales
+    it by its α)."""
+
+    method: str
+    alpha: float
+    sae: HostedSAE | None = None
+    latent: int | None = None
+    direction: DirectionVector | None = None
+    hook: str | None = None
+    index: int = 0  # its place in the request's `interventions` (for error messages)
+
+    def public(self) -> dict:
+        if self.sae is not None:
+            return {
+                "sae": self.sae.id,
+                "latent": self.latent,
+                "alpha": self.alpha,
+                "method": self.method,
+            }
+        assert self.direction is not None
+        return {"direction": self.direction.id, "alpha": self.alpha, "method": self.method}
+
+    def edit(self, coefs: list[float]) -> Edit:
+        tensor = torch.tensor(coefs, dtype=torch.float32)
+        if self.direction is not None:
+            return Edit(self.method, tensor, vector=self.direction.vector, hook=self.hook)
+        return Edit(self.method, tensor, sae=self.sae, latent=self.latent)
+
+
+@dataclass
+class Plan:
+    """Everything a job needs for model work, checked."""
+
+    model: HostedModel
+    ids: list[int]
+    edits: list[EditSpec]
+    turn_start: int | None = None  # where the newest assistant turn starts (messages)
+    trace: tuple[HostedSAE, int] | None = None  # the latent `latent_activations` follow
+    single: bool = True  # a one-latent request (`sae`, `latent`)
+    extra: dict = field(default_factory=dict)
+
+    def rows(self, job: SteerJob) -> int:
+        return len(job.alphas) + 1
+
+
+def _root(model: HostedModel) -> str:
+    return model.base_id or model.id
+
+
+def validate(engine: Engine, job: SteerJob) -> Plan:
+    """Every check a steering request gets before model work: ids, latents, directions,
+    α, length, prompt or conversation. Returns the job's plan."""
+    registry = engine.registry
+    model = registry.model(job.model)
     engine.check_max_new_tokens(job.max_new_tokens)
-    ids = engine.tokenize(model, job.prompt, job.chat, reserve=job.max_new_tokens)
-    return sae, model, ids
+    if job.interventions is None:
+        if job.sae is None or job.latent is None:
+            missing = "sae" if job.sae is None else "latent"
+            raise InvalidRequest(
+                f"{missing}: this field is required (or give `interventions`)", field=missing
+            )
+        sae, model = registry.sae_for(job.sae, job.model)
+        sae.check_steerable(job.method)
+        sae.check_latent(job.latent)
+        engine.check_alphas(job.alphas, job.method)
+        edits = [EditSpec(job.method, 1.0, sae=sae, latent=job.latent)]
+        trace: tuple[HostedSAE, int] | None = (sae, job.latent)
+        single = True
+    else:
+        if job.sae is not None or job.latent is not None:
+            name = "sae" if job.sae is not None else "latent"
+            raise InvalidRequest(
+                f"{name}: give either `sae` and `latent` (one latent) or `interventions`, not both",
+                field=name,
+            )
+        if not job.interventions:
+            raise InvalidRequest("interventions: give at least one edit", field="interventions")
+        engine.check_alphas(job.alphas, "add")
+        edits = _merged(_resolve(engine, job, model))
+        latents = [e for e in edits if e.sae is not None]
+        trace = (latents[0].sae, latents[0].latent) if latents else None
+        single = False
+    for spec in edits:  # every row's coefficient, after adds were summed
+        coefs = [spec.alpha * s for s in job.alphas]
+        where = "alphas" if single else f"interventions[{spec.index}].alpha"
+        engine.check_alphas(coefs, spec.method if spec.sae is not None else "add", where)
+    ids, turn_start = _tokens(engine, model, job)
+    return Plan(model, ids, edits, turn_start, trace, single)
+
+
+def _resolve(engine: Engine, job: SteerJob, model: HostedModel) -> list[EditSpec]:
+    out = []
+    for i, e in enumerate(job.interventions or []):
+        where = f"interventions[{i}]"
+        if isinstance(e, LatentEdit):
+            sae, _ = engine.registry.sae_for(e.sae, job.model, f"{where}.sae")
+            sae.check_steerable(e.method, f"{where}.sae")
+            sae.check_latent(e.latent, f"{where}.latent")
+            out.append(EditSpec(e.method, e.alpha, sae=sae, latent=e.latent, index=i))
+            continue
+        assert isinstance(e, DirectionEdit)
+        d = job.directions.get(e.direction)
+        if d is None:
+            raise NotFound(
+                f"{where}.direction: no direction with id {e.direction!r}",
+                field=f"{where}.direction",
+            )
+        made_on = engine.registry.models.get(d.model)
+        if made_on is None or _root(made_on) != _root(model):
+            raise InvalidRequest(
+                f"{where}.direction: direction {e.direction!r} was made on model {d.model!r}; "
+                f"it steers that model and the models that share its base, not {model.id!r}",
+                field=f"{where}.direction",
+            )
+        resolve_hook(model.hf, d.hook)  # a 4xx if the model has no such hook
+        out.append(EditSpec(e.method, e.alpha, direction=d, hook=d.hook, index=i))
+    return out
+
+
+def _key(spec: EditSpec) -> tuple:
+    if spec.direction is not None:
+        return ("direction", spec.direction.id)
+    assert spec.sae is not None
+    return ("latent", spec.sae.id, spec.latent)
+
+
+def _merged(edits: list[EditSpec]) -> list[EditSpec]:
+    """The request's edits with every `add` of a latent or direction already added
+    earlier, with only adds between them, summed into that earlier edit (adds commute).
+    So [add i a, add i b] is exactly add i (a + b)."""
+    out: list[EditSpec] = []
+    open_adds: dict[tuple, EditSpec] = {}
+    for spec in edits:
+        if spec.method != "add":
+            open_adds.clear()  # an edit that is not an add does not commute with them
+            out.append(spec)
+            continue
+        earlier = open_adds.get(_key(spec))
+        if earlier is not None:
+            earlier.alpha = earlier.alpha + spec.alpha
+            continue
+        copy = EditSpec(**{**spec.__dict__})
+        open_adds[_key(spec)] = copy
+        out.append(copy)
+    return out
+
+
+def _tokens(engine: Engine, model: HostedModel, job: SteerJob) -> tuple[list[int], int | None]:
+    if job.prompt is None and job.messages is None:
+        raise InvalidRequest(
+            "prompt: this field is required (or give `messages`, a conversation)",
+            field="prompt",
+        )
+    if job.prompt is not None and job.messages is not None:
+        raise InvalidRequest(
+            "messages: give either `prompt` or `messages` (a conversation), not both",
+            field="messages",
+        )
+    if job.messages is not None:
+        turns = [m.model_dump() for m in job.messages]
+        return engine.tokenize_conversation(model, turns, reserve=job.max_new_tokens)
+    return engine.tokenize(model, job.prompt, job.chat, reserve=job.max_new_tokens), None
+
+
+def _interventions(jobs: list[SteerJob], plans: list[Plan]) -> Interventions:
+    """Every job's edits as one set over the batch's rows (baseline first, then each α, job
+    after job): each row has coefficients for its own job's edits only, NaN elsewhere, so a
+    row's result does not depend on the rest of the batch."""
+    total = sum(p.rows(j) for j, p in zip(jobs, plans, strict=True))
+    edits, starts, first = [], [], 0
+    for job, plan in zip(jobs, plans, strict=True):
+        n = plan.rows(job)
+        for spec in plan.edits:
+            coefs = [math.nan] * total
+            for k, scale in enumerate(job.alphas):
+                coefs[first + 1 + k] = spec.alpha * scale
+            edits.append(spec.edit(coefs))
+        starts += [plan.turn_start] * n
+        first += n
+    return Interventions(edits, jobs[0].positions, turn_starts=starts)
 
 
 def run(
@@ -37,58 +232,44 @@ def run(
     cancel: threading.Event | None = None,
 ) -> dict:
     """One model's steering result (on the device worker)."""
-    sae, _model, ids = validate(engine, job)
-    n = len(job.alphas) + 1
-    alphas = torch.tensor([math.nan, *job.alphas])  # row 0 is the baseline
-    steering = Steering(sae, job.latent, alphas, job.method, job.positions)
+    plan = validate(engine, job)
+    n = plan.rows(job)
     with engine.registry.activate(job.model) as live:
         rows = generate(
             live,
-            [ids] * n,
+            [plan.ids] * n,
             max_new_tokens=job.max_new_tokens,
             temperature=job.temperature,
             seed=job.seed,
             streams=[0] * n,
-            steering=steering,
+            steering=_interventions([job], [plan]),
             on_step=on_step,
             cancel=cancel,
         )
-        return _result(engine, live, job, sae, ids, rows)
+        return _result(live, job, plan, rows)
 
 
 def batch_key(job: SteerJob) -> tuple:
-    """Jobs with the same key can share one `generate`: the same model (adapter) and SAE,
-    edited the same way; prompts, latents, α, seeds, temperatures and lengths may differ."""
-    return ("steer", job.model, job.sae, job.method, job.positions)
+    """Jobs with the same key can share one `generate`: the same model (adapter) and the
+    same positions; prompts, edits, α, seeds, temperatures and lengths may differ."""
+    return ("steer", job.model, job.positions)
 
 
 def run_batch(engine: Engine, jobs: list[SteerJob]) -> list[dict]:
     """Several users' steering jobs (one `batch_key`) as rows of ONE batched `generate`:
-    each job's baseline and α rows, with its own prompt, latent, seed, temperature and
-    length. Each row is edited by its own latent only and draws its own noise, so each
-    job's result is what `run` gives it alone."""
+    each job's baseline and α rows, with its own prompt, edits, seed, temperature and
+    length. Each row is edited by its own job's edits only and draws its own noise, so
+    each job's result is what `run` gives it alone."""
     if len(jobs) == 1:
         return [run(engine, jobs[0])]
-    prepared = [validate(engine, job) for job in jobs]
-    sae = prepared[0][0]
-    prompts, alphas, latents, temperatures, seeds = [], [], [], [], []
-    for job, (_sae, _model, ids) in zip(jobs, prepared, strict=True):
-        n = len(job.alphas) + 1
-        prompts += [ids] * n
-        alphas += [math.nan, *job.alphas]
-        latents += [job.latent] * n
+    plans = [validate(engine, job) for job in jobs]
+    prompts, temperatures, seeds = [], [], []
+    for job, plan in zip(jobs, plans, strict=True):
+        n = plan.rows(job)
+        prompts += [plan.ids] * n
         temperatures += [job.temperature] * n
         seeds += [job.seed] * n
-    steering = Steering(
-        sae,
-        jobs[0].latent,
-        torch.tensor(alphas),
-        jobs[0].method,
-        jobs[0].positions,
-        latents=latents,
-    )
-    model_id = jobs[0].model
-    with engine.registry.activate(model_id) as live:
+    with engine.registry.activate(jobs[0].model) as live:
         rows = generate(
             live,
             prompts,
@@ -96,28 +277,32 @@ def run_batch(engine: Engine, jobs: list[SteerJob]) -> list[dict]:
             temperature=temperatures,
             seed=seeds,
             streams=[0] * len(prompts),
-            steering=steering,
+            steering=_interventions(jobs, plans),
         )
         results, first = [], 0
-        for job, (_sae, _model, ids) in zip(jobs, prepared, strict=True):
-            n = len(job.alphas) + 1
+        for job, plan in zip(jobs, plans, strict=True):
+            n = plan.rows(job)
             mine = [row[: job.max_new_tokens] for row in rows[first : first + n]]
             first += n
-            results.append(_result(engine, live, job, sae, ids, mine))
+            results.append(_result(live, job, plan, mine))
     return results
 
 
-def _result(engine: Engine, live, job: SteerJob, sae, ids: list[int], rows) -> dict:
-    """One job's answer from its generated rows (baseline first), with the latent's trace
+def _result(live: HostedModel, job: SteerJob, plan: Plan, rows) -> dict:
+    """One job's answer from its generated rows (baseline first), with the traced latent
     read in a pass of its own (as `run` reads it)."""
-    steering = Steering(
-        sae, job.latent, torch.tensor([math.nan, *job.alphas]), job.method, job.positions
-    )
-    traces = (
-        latent_trace(live, sae, job.latent, ids, rows, steering)
-        if job.return_activations
-        else [None] * len(rows)
-    )
+    traces: list = [None] * len(rows)
+    if job.return_activations and plan.trace is not None:
+        sae, latent = plan.trace
+        alphas = torch.tensor([math.nan, *job.alphas])
+        steering = (  # one latent: its own edit (a transcoder's trace needs it)
+            Steering(sae, latent, alphas, job.method, job.positions)
+            if plan.single
+            else _interventions([job], [plan])
+        )
+        if plan.single:
+            steering.turn_starts = [plan.turn_start] * len(rows)
+        traces = latent_trace(live, sae, latent, plan.ids, rows, steering)
     decode = live.tokenizer.decode
 
     def row(i: int) -> dict:
@@ -130,11 +315,18 @@ def _result(engine: Engine, live, job: SteerJob, sae, ids: list[int], rows) -> d
             out["latent_activations"] = traces[i]
         return out
 
+    # Every key of SteerResult, so the streamed result is the response as returned.
+    head: dict = {"model": job.model, "sae": None, "latent": None}
+    head |= {"interventions": None, "trace": None}
+    if plan.single:
+        head |= {"sae": job.sae, "latent": job.latent}
+    else:
+        head["interventions"] = [spec.public() for spec in plan.edits]
+        if plan.trace is not None:
+            head["trace"] = {"sae": plan.trace[0].id, "latent": plan.trace[1]}
     return {
-        "model": job.model,
-        "sae": job.sae,
-        "latent": job.latent,
-        "prompt_token_ids": ids,
+        **head,
+        "prompt_token_ids": plan.ids,
         "baseline": row(0),
         "steered": [{"alpha": a, **row(i + 1)} for i, a in enumerate(job.alphas)],
     }

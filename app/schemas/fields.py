@@ -1,6 +1,7 @@
 """Fields that several request shapes share, each with its one description, default and
 choices. A request model composes these; a form or a GET stream reads the same model."""
 
+import json
 import re
 from typing import Annotated, Any, Literal, get_args
 
@@ -16,7 +17,7 @@ from pydantic import (
 # Steering: how a latent edits the residual stream, and where.
 Method = Literal["add", "clamp", "ablate"]
 METHODS: tuple[str, ...] = get_args(Method)
-Positions = Literal["all", "prompt", "generated"]
+Positions = Literal["all", "prompt", "generated", "last_turn"]
 POSITIONS: tuple[str, ...] = get_args(Positions)
 # How the forms name each choice.
 METHOD_LABELS = {
@@ -24,7 +25,12 @@ METHOD_LABELS = {
     "clamp": "clamp the latent to α",
     "ablate": "ablate (latent to 0), then add α × unit direction",
 }
-POSITION_LABELS = {"all": "all tokens", "prompt": "prompt only", "generated": "generated only"}
+POSITION_LABELS = {
+    "all": "all tokens",
+    "prompt": "prompt only",
+    "generated": "generated only",
+    "last_turn": "newest assistant turn",
+}
 assert tuple(METHOD_LABELS) == METHODS and tuple(POSITION_LABELS) == POSITIONS
 
 MAX_SEED = 2**31 - 1
@@ -114,7 +120,15 @@ Alphas = Annotated[
 ]
 Latent = Annotated[int, Field(ge=0, description="Latent index in [0, d_sae).")]
 MethodField = Annotated[Method, Field(description="The edit; see `alphas`.")]
-PositionsField = Annotated[Positions, Field(description="Which token positions are steered.")]
+PositionsField = Annotated[
+    Positions,
+    Field(
+        description="Which token positions are steered: every token, the prompt's, the "
+        "generated ones, or `last_turn`: the newest assistant turn of a conversation (its "
+        "header, any prefilled text and the generated tokens; for a plain prompt, the "
+        "generated tokens)."
+    ),
+]
 Prompts = Annotated[
     list[str] | None,
     BeforeValidator(split_lines),
@@ -126,3 +140,37 @@ Title = Annotated[
     AfterValidator(no_nul),
 ]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET, description=f"Rows to skip (0-{MAX_OFFSET}).")]
+
+
+def json_text(value: Any) -> Any:
+    """A structured field typed as JSON text (a query parameter or a form field) as its
+    value; anything else passes unchanged (and is validated as usual)."""
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+        value = value[0]  # one query parameter
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError("is not valid JSON") from None
+    return value
+
+
+MAX_MESSAGES = 64
+
+
+class Message(Body):
+    role: Literal["system", "user", "assistant"]
+    content: StoredText = Field(..., max_length=20_000)
+
+
+Messages = Annotated[
+    Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)] | None,
+    BeforeValidator(json_text),
+    Field(
+        description="A conversation, [{role, content}, ...] (at most 64 turns), rendered "
+        "with the model's chat template; instead of `prompt`. A last `user` turn is "
+        "answered; a last `assistant` turn is continued.",
+    ),
+]

@@ -1,31 +1,106 @@
-"""The `steer` kind: generation steered by α along one SAE latent. The JSON body, the GET
+"""The `steer` kind: generation steered by α along one SAE latent, or by several edits at
+once (`interventions`: latents and residual-stream directions). The JSON body, the GET
 stream's query string and the playground's form are all `SteerRequest` (the GET forms
 read it through `SteerQuery`, which differs only in taking `model` as repeated ids)."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+)
 
 from app.schemas.fields import (
     Alphas,
     Body,
     Chat,
     Latent,
+    Messages,
     MethodField,
     ModelRef,
     PositionsField,
     Prompt,
     Seed,
+    json_text,
     model_ids,
 )
 
 DEFAULT_MAX_NEW_TOKENS = 40
-DEFAULT_ALPHAS = [8.0]
+DEFAULT_ALPHAS = [8.0]  # one latent: alphas are its coefficients
+DEFAULT_SCALES = [1.0]  # interventions: alphas scale every edit's own alpha
+MAX_INTERVENTIONS = 16
+
+
+class LatentEdit(Body):
+    """Edit along one SAE latent, as a single-latent request does."""
+
+    sae: str = Field(..., description="SAE id.")
+    latent: Latent
+    alpha: float = Field(..., description="Coefficient; units as in `alphas`.")
+    method: MethodField = "add"
+
+
+class DirectionEdit(Body):
+    """Edit along a stored residual-stream direction (POST /api/directions), at its hook."""
+
+    direction: str = Field(..., description="A direction id.")
+    alpha: float = Field(
+        1.0, description="`add`: h + alpha * v (v as stored, not normalised); `ablate`: unused."
+    )
+    method: Literal["add", "ablate"] = Field(
+        "add",
+        description="`add` alpha times the direction, or `ablate`: project it out "
+        "(h - (h.u)u, u = v/|v|).",
+    )
+
+
+def _edit_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "direction" if "direction" in value else "latent"
+    return "direction" if isinstance(value, DirectionEdit) else "latent"
+
+
+Intervention = Annotated[
+    Annotated[LatentEdit, Tag("latent")] | Annotated[DirectionEdit, Tag("direction")],
+    Discriminator(_edit_kind),
+]
+Interventions = Annotated[
+    Annotated[list[Intervention], Field(max_length=MAX_INTERVENTIONS)] | None,
+    BeforeValidator(json_text),
+    Field(
+        description="Several edits every steered row applies together, instead of `sae` "
+        "and `latent`: {sae, latent, alpha, method: add|clamp|ablate} or {direction, alpha, "
+        "method: add|ablate}. Row k applies every edit with alpha x alphas[k] (alphas "
+        "default to [1]). Order: at one hook, edits apply in list order, except that an "
+        "`add` of a latent or direction already added earlier in the list (with no clamp or "
+        "ablate of it between) is summed into that earlier edit; edits at different hooks "
+        f"apply as the forward pass reaches them. At most {MAX_INTERVENTIONS} edits.",
+    ),
+]
 
 
 class _SteerFields(Body):
-    sae: str = Field(..., description="SAE id whose decoder direction is used.")
-    latent: Latent
-    prompt: Prompt
-    alphas: Alphas = DEFAULT_ALPHAS
+    sae: str | None = Field(
+        None, description="SAE id whose decoder direction is used (one latent)."
+    )
+    latent: Latent | None = Field(None, description="Latent index in [0, d_sae) (one latent).")
+    interventions: Interventions = None
+    prompt: Prompt | None = Field(
+        None, description="Text to continue (not only white space; or give `messages`)."
+    )
+    messages: Messages = None
+    alphas: Alphas | None = Field(
+        None,
+        description="One steered row per value: the latent's coefficient (default [8]), "
+        "or with `interventions` a scale of every edit's alpha (default [1]).",
+        validate_default=True,
+    )
     max_new_tokens: int = Field(
         DEFAULT_MAX_NEW_TOKENS, ge=1, description="Tokens to generate per row (cap 256)."
     )
@@ -41,8 +116,34 @@ class _SteerFields(Body):
     method: MethodField = "add"
     chat: Chat = False
     return_activations: bool = Field(
-        True, description="Also return latent i's activation on each generated token."
+        True,
+        description="Also return latent i's activation on each generated token (with "
+        "`interventions`: the first latent edit's latent, if any).",
     )
+
+    @field_validator("alphas")
+    @classmethod
+    def _default_alphas(cls, value: list[float] | None, info: ValidationInfo) -> list[float]:
+        if value is not None:
+            return value
+        return list(DEFAULT_SCALES if info.data.get("interventions") else DEFAULT_ALPHAS)
+
+    def latent_edits(self) -> list[LatentEdit]:
+        """Every latent edit, as a list (a single-latent request is one edit of alpha 1
+        whose rows scale it by `alphas`)."""
+        if self.interventions is None:
+            if self.sae is None or self.latent is None:
+                return []
+            return [LatentEdit(sae=self.sae, latent=self.latent, alpha=1.0, method=self.method)]
+        return [e for e in self.interventions if isinstance(e, LatentEdit)]
+
+    def direction_ids(self) -> list[tuple[str, str]]:
+        """(direction id, field) of every direction edit."""
+        return [
+            (e.direction, f"interventions[{i}].direction")
+            for i, e in enumerate(self.interventions or [])
+            if isinstance(e, DirectionEdit)
+        ]
 
 
 class SteerRequest(_SteerFields):
@@ -51,9 +152,16 @@ class SteerRequest(_SteerFields):
     )
 
     def references(self) -> dict[str, list]:
+        saes = [(self.sae, "sae")] if self.interventions is None and self.sae else []
+        saes += [
+            (e.sae, f"interventions[{i}].sae")
+            for i, e in enumerate(self.interventions or [])
+            if isinstance(e, LatentEdit)
+        ]
         return {
             "models": [(m, "model") for m in model_ids(self.model)],
-            "saes": [(self.sae, "sae")],
+            "saes": list(dict.fromkeys(saes)),
+            "directions": self.direction_ids(),
         }
 
 
@@ -82,13 +190,19 @@ class Generation(BaseModel):
 
 
 class SteeredGeneration(Generation):
-    alpha: float
+    alpha: float = Field(..., description="The row's alpha (with interventions: its scale).")
 
 
 class SteerResult(BaseModel):
     model: str
-    sae: str
-    latent: int
+    sae: str | None = Field(None, description="The steered SAE (one latent).")
+    latent: int | None = Field(None, description="The steered latent (one latent).")
+    interventions: list[Intervention] | None = Field(
+        None, description="The edits (with `interventions`), after adds were merged."
+    )
+    trace: dict | None = Field(
+        None, description="{sae, latent} that `latent_activations` follow (interventions)."
+    )
     prompt_token_ids: list[int]
     baseline: Generation
     steered: list[SteeredGeneration]

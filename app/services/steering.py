@@ -1,22 +1,51 @@
-"""Steering by α along one SAE latent (the `steer` kind): one batched generation per
-model, as a whole result or streamed token by token."""
+"""Steering by α along one SAE latent, or by several edits at once (the `steer` kind): one
+batched generation per model, as a whole result or streamed token by token."""
 
 import asyncio
+import json
+
+import numpy as np
+import torch
 
 from app import kinds
+from app.db import directions as direction_repo
 from app.engine import steering
 from app.engine.bridge import WorkerStream
+from app.errors import NotFound
 from app.schemas.fields import model_ids
-from app.schemas.steer import SteerRequest, SteerResponse
+from app.schemas.steer import DEFAULT_ALPHAS, DEFAULT_SCALES, SteerRequest, SteerResponse
 from app.services import results
-from app.services.context import Context
+from app.services.context import Context, off_loop
+
+
+def directions(ctx: Context, body: SteerRequest) -> dict[str, steering.DirectionVector]:
+    """The stored directions the request's edits name (a database read)."""
+    out: dict[str, steering.DirectionVector] = {}
+    wanted = body.direction_ids()
+    if not wanted:
+        return out
+    with ctx.database.session() as session:
+        for direction_id, field in wanted:
+            row = direction_repo.get_direction(session, direction_id=direction_id)
+            if row is None:
+                raise NotFound(f"{field}: no direction with id {direction_id!r}", field=field)
+            vector = torch.from_numpy(np.frombuffer(row.vector, dtype="<f4").copy())
+            out[row.id] = steering.DirectionVector(
+                row.id, row.model_id, row.hook, vector, row.sha256
+            )
+    return out
 
 
 def jobs(ctx: Context, body: SteerRequest) -> list[steering.SteerJob]:
     """One job per model, each checked as the API checks it (domain errors name the
-    field); nothing is queued."""
+    field); nothing is queued. Reads the directions the edits name from the database."""
     ctx.engine.check_models(model_ids(body.model))
-    out = [body.model_copy(update={"model": m}) for m in model_ids(body.model)]
+    found = directions(ctx, body)
+    fields = body.model_dump(exclude={"model"}, exclude_unset=False)
+    out = [
+        steering.SteerJob.model_validate({**fields, "model": m, "directions": found})
+        for m in model_ids(body.model)
+    ]
     for job in out:
         steering.validate(ctx.engine, job)
     return out
@@ -26,15 +55,15 @@ def cost(ctx: Context, todo: list[steering.SteerJob]) -> int:
     """Token positions: rows (baseline + each α) x (prompt + new tokens), per model."""
     total = 0
     for job in todo:
-        _sae, _model, ids = steering.validate(ctx.engine, job)
-        total += (len(job.alphas) + 1) * (len(ids) + job.max_new_tokens)
+        plan = steering.validate(ctx.engine, job)
+        total += plan.rows(job) * (len(plan.ids) + job.max_new_tokens)
     return ctx.engine.admit(total)
 
 
 @results.recorded("steer")
 async def steer(ctx: Context, body: SteerRequest) -> dict:
     """POST /api/steer: the baseline and every α in one batched `generate` per model."""
-    todo = jobs(ctx, body)
+    todo = await off_loop(jobs, ctx, body)
     cost(ctx, todo)  # the whole request is admitted or refused
     # Each model's job joins the other users' waiting jobs of that model: one `generate`.
     results = await asyncio.gather(
@@ -51,11 +80,11 @@ async def steer(ctx: Context, body: SteerRequest) -> dict:
     return results[0] if isinstance(body.model, str) else {"results": list(results)}
 
 
-def open_stream(ctx: Context, body: SteerRequest) -> WorkerStream:
+async def open_stream(ctx: Context, body: SteerRequest) -> WorkerStream:
     """Validate, queue at once (Busy when the queue is full) and stream: `token` events
     per row and step, `done` per model, then `end`. Closing it stops generation at the
     next token."""
-    todo = jobs(ctx, body)
+    todo = await off_loop(jobs, ctx, body)
     recording = results.Recording(ctx, "steer", body)
 
     def work(emit, cancel) -> None:
@@ -77,13 +106,20 @@ def _page_params(request: dict) -> dict:
     """The playground's query for a steering request (validated or stored)."""
     defaults = SteerRequest.model_fields
     optional = ("max_new_tokens", "temperature", "seed", "positions", "method")
-    return {
+    alphas = request.get("alphas") or (
+        DEFAULT_SCALES if request.get("interventions") else DEFAULT_ALPHAS
+    )
+    out = {
         "model": model_ids(request["model"]),
-        **{k: request[k] for k in ("sae", "latent", "prompt")},
+        **{k: request[k] for k in ("sae", "latent", "prompt") if request.get(k) is not None},
         **{k: request.get(k, defaults[k].default) for k in optional},
-        "alphas": ", ".join(f"{a:g}" for a in request.get("alphas", defaults["alphas"].default)),
+        "alphas": ", ".join(f"{a:g}" for a in alphas),
         "chat": bool(request.get("chat", False)),
     }
+    for key in ("interventions", "messages"):  # structured: JSON text in the URL
+        if request.get(key):
+            out[key] = json.dumps(request[key], separators=(",", ":"), ensure_ascii=False)
+    return out
 
 
 kinds.register(

@@ -164,7 +164,7 @@ async def steer_stream(request: Request, ctx: ContextDep):
         failure = "; ".join(form.errors.values())
     else:
         try:
-            stream = steering.open_stream(ctx, body)
+            stream = await steering.open_stream(ctx, body)
         except DomainError as exc:  # e.g. the device queue is full
             failure = humanize(exc.message, exc.field)
 

@@ -168,7 +168,7 @@ BAD = [
     ({"max_new_tokens": 10_000}, 422, "cap of 256"),
     ({"max_new_tokens": 0}, 422, "max_new_tokens"),
     ({"method": "boost"}, 422, "'add', 'clamp' or 'ablate'"),
-    ({"positions": "middle"}, 422, "'all', 'prompt' or 'generated'"),
+    ({"positions": "middle"}, 422, "'all', 'prompt', 'generated' or 'last_turn'"),
     ({"temperature": -1}, 422, "temperature"),
     ({"unknown_field": 1}, 422, "unknown_field"),
 ]

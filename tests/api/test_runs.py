@@ -193,7 +193,9 @@ def test_bad_bodies_are_4xx_naming_the_field(api, over, status, message):
     assert r.status_code == status, r.text
     data = r.json()
     if message is None:  # a missing field of the nested request
-        assert data["detail"] == "request.prompt: this field is required"
+        assert data["detail"] == (
+            "request.prompt: this field is required (or give `messages`, a conversation)"
+        )
         assert data["field"] == "request.prompt"
     else:
         assert message in data["detail"]

@@ -9,6 +9,7 @@ from app.schemas.compare import CompareRequest, CompareResult
 from app.schemas.errors import event_stream
 from app.schemas.evaluate import EvaluateRequest, EvaluateResult
 from app.services import diffing, evaluation
+from app.services.context import off_loop
 from app.services.deps import ContextDep
 
 router = APIRouter(prefix="/api", tags=["analysis"])
@@ -41,7 +42,7 @@ async def evaluate(body: EvaluateRequest, ctx: ContextDep):
 async def evaluate_stream(body: EvaluateRequest, ctx: ContextDep):
     """Server-sent events: `progress` ({done, total} samples), then `done` with the result
     of POST /api/evaluate, then `end`."""
-    stream = evaluation.open_stream(ctx, evaluation.prepare(ctx, body))
+    stream = evaluation.open_stream(ctx, await off_loop(evaluation.prepare, ctx, body))
 
     def data(item: dict) -> dict:
         kind = item["event"]

@@ -121,7 +121,7 @@ def validate(engine: Engine, job: SteerJob) -> Plan:
         if not job.interventions:
             raise InvalidRequest("interventions: give at least one edit", field="interventions")
         engine.check_alphas(job.alphas, "add")
-        edits = _merged(_resolve(engine, job, model))
+        edits = resolve_edits(engine, model, job.interventions, job.directions)
         latents = [e for e in edits if e.sae is not None]
         trace = (latents[0].sae, latents[0].latent) if latents else None
         single = False
@@ -133,18 +133,31 @@ def validate(engine: Engine, job: SteerJob) -> Plan:
     return Plan(model, ids, edits, turn_start, trace, single)
 
 
-def _resolve(engine: Engine, job: SteerJob, model: HostedModel) -> list[EditSpec]:
+def resolve_edits(
+    engine: Engine,
+    model: HostedModel,
+    interventions: list,
+    directions: dict[str, DirectionVector],
+    field: str = "interventions",
+) -> list[EditSpec]:
+    """A request's edits, checked against `model` and merged (see `_merged`): every SAE
+    attached to the model and steerable, every latent in range, every direction known and
+    made on a model that shares the model's base."""
+    return _merged(_resolve(engine, model, interventions, directions, field))
+
+
+def _resolve(engine, model, interventions, directions, field) -> list[EditSpec]:
     out = []
-    for i, e in enumerate(job.interventions or []):
-        where = f"interventions[{i}]"
+    for i, e in enumerate(interventions or []):
+        where = f"{field}[{i}]"
         if isinstance(e, LatentEdit):
-            sae, _ = engine.registry.sae_for(e.sae, job.model, f"{where}.sae")
+            sae, _ = engine.registry.sae_for(e.sae, model.id, f"{where}.sae")
             sae.check_steerable(e.method, f"{where}.sae")
             sae.check_latent(e.latent, f"{where}.latent")
             out.append(EditSpec(e.method, e.alpha, sae=sae, latent=e.latent, index=i))
             continue
         assert isinstance(e, DirectionEdit)
-        d = job.directions.get(e.direction)
+        d = directions.get(e.direction)
         if d is None:
             raise NotFound(
                 f"{where}.direction: no direction with id {e.direction!r}",
@@ -311,13 +324,11 @@ def _result(live: HostedModel, job: SteerJob, plan: Plan, rows) -> dict:
             "token_ids": rows[i],
             "tokens": live.token_strings(rows[i]),
         }
-        if traces[i] is not None:
-            out["latent_activations"] = traces[i]
+        out["latent_activations"] = traces[i]  # None without a traced latent
         return out
 
-    # Every key of SteerResult, so the streamed result is the response as returned.
+    # As SteerResult serialises it, so the streamed result is the response as returned.
     head: dict = {"model": job.model, "sae": None, "latent": None}
-    head |= {"interventions": None, "trace": None}
     if plan.single:
         head |= {"sae": job.sae, "latent": job.latent}
     else:

@@ -13,6 +13,7 @@ from app.schemas.fields import (
     Prompts,
     Seed,
 )
+from app.schemas.steer import DirectionEdit, Interventions, direction_refs, sae_refs
 
 DEFAULT_SAMPLES = 20
 DEFAULT_MAX_NEW_TOKENS = 48
@@ -48,18 +49,38 @@ class _EvaluateFields(Body):
 
 class EvaluateRequest(_EvaluateFields):
     steer: EvaluateSteer | None = Field(None, description="Optionally steer while sampling.")
+    interventions: Interventions = Field(
+        None,
+        description="Several edits applied together while sampling, each at its own alpha "
+        "on every token (as `interventions` of POST /api/steer with alphas [1]); e.g. "
+        '[{"direction": id, "method": "ablate"}]. Instead of `steer`.',
+    )
 
     def references(self) -> dict[str, list]:
+        saes = [(self.steer.sae, "steer.sae")] if self.steer is not None else []
         return {
             "models": [(self.model, "model")],
-            "saes": [(self.steer.sae, "steer.sae")] if self.steer is not None else [],
+            "saes": saes + sae_refs(self.interventions),
+            "directions": direction_refs(self.interventions),
             "question_sets": [] if self.questions else [self.question_set],
             "judges": [self.judge],
         }
 
+    def direction_ids(self) -> list[tuple[str, str]]:
+        return direction_refs(self.interventions)
+
     def condition(self) -> str:
-        """'not steered' or 'α = 4': what tells conditions of one sweep apart."""
+        """'not steered', 'α = 4' or 'edits: ...': what tells conditions of a sweep apart."""
+        if self.interventions:
+            return "edits: " + "; ".join(_describe(e) for e in self.interventions)
         return "not steered" if self.steer is None else f"α = {self.steer.alpha:g}"
+
+
+def _describe(edit) -> str:
+    if isinstance(edit, DirectionEdit):
+        what = f"direction {edit.direction[:8]}"
+        return f"ablate {what}" if edit.method == "ablate" else f"add {what} α={edit.alpha:g}"
+    return f"{edit.method} {edit.sae}/{edit.latent} α={edit.alpha:g}"
 
 
 class EvaluateQuery(_EvaluateFields):
@@ -74,11 +95,17 @@ class EvaluateQuery(_EvaluateFields):
     method: MethodField = "add"
     positions: PositionsField = "all"
     baseline: bool = Field(True, description="Also evaluate without steering.")
+    interventions: Interventions = Field(
+        None, description="Edits (JSON), evaluated as one condition beside the baseline."
+    )
 
     def conditions(self) -> list[EvaluateRequest]:
         fields = self.model_dump(include=set(_EvaluateFields.model_fields))
         if self.questions:
             fields["question_set"] = None
+        if self.interventions:
+            edited = EvaluateRequest(**fields, interventions=self.interventions)
+            return [*([EvaluateRequest(**fields)] if self.baseline else []), edited]
         if self.latent is None or not self.sae:
             return [EvaluateRequest(**fields)]
         steers = [

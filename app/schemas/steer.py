@@ -14,6 +14,7 @@ from pydantic import (
     Tag,
     ValidationInfo,
     field_validator,
+    model_serializer,
 )
 
 from app.schemas.fields import (
@@ -85,6 +86,24 @@ Interventions = Annotated[
 ]
 
 
+def direction_refs(interventions, field: str = "interventions") -> list[tuple[str, str]]:
+    """(direction id, field) of every direction edit."""
+    return [
+        (e.direction, f"{field}[{i}].direction")
+        for i, e in enumerate(interventions or [])
+        if isinstance(e, DirectionEdit)
+    ]
+
+
+def sae_refs(interventions, field: str = "interventions") -> list[tuple[str, str]]:
+    """(SAE id, field) of every latent edit."""
+    return [
+        (e.sae, f"{field}[{i}].sae")
+        for i, e in enumerate(interventions or [])
+        if isinstance(e, LatentEdit)
+    ]
+
+
 class _SteerFields(Body):
     sae: str | None = Field(
         None, description="SAE id whose decoder direction is used (one latent)."
@@ -138,12 +157,7 @@ class _SteerFields(Body):
         return [e for e in self.interventions if isinstance(e, LatentEdit)]
 
     def direction_ids(self) -> list[tuple[str, str]]:
-        """(direction id, field) of every direction edit."""
-        return [
-            (e.direction, f"interventions[{i}].direction")
-            for i, e in enumerate(self.interventions or [])
-            if isinstance(e, DirectionEdit)
-        ]
+        return direction_refs(self.interventions)
 
 
 class SteerRequest(_SteerFields):
@@ -153,11 +167,7 @@ class SteerRequest(_SteerFields):
 
     def references(self) -> dict[str, list]:
         saes = [(self.sae, "sae")] if self.interventions is None and self.sae else []
-        saes += [
-            (e.sae, f"interventions[{i}].sae")
-            for i, e in enumerate(self.interventions or [])
-            if isinstance(e, LatentEdit)
-        ]
+        saes += sae_refs(self.interventions)
         return {
             "models": [(m, "model") for m in model_ids(self.model)],
             "saes": list(dict.fromkeys(saes)),
@@ -203,6 +213,17 @@ class SteerResult(BaseModel):
     trace: dict | None = Field(
         None, description="{sae, latent} that `latent_activations` follow (interventions)."
     )
+
+    @model_serializer(mode="wrap")
+    def _only_when_edited(self, handler):
+        # Absent, not null, for a one-latent result: results saved before `interventions`
+        # existed still rerun byte for byte.
+        out = handler(self)
+        for key in ("interventions", "trace"):
+            if out.get(key) is None:
+                out.pop(key, None)
+        return out
+
     prompt_token_ids: list[int]
     baseline: Generation
     steered: list[SteeredGeneration]

@@ -8,11 +8,14 @@ from app import kinds
 from app.analysis.evaluate import sample_answers, score_answers, steering_factory
 from app.analysis.judges import Judge
 from app.analysis.questions import parse_questions
+from app.engine import steering as engine_steering
 from app.engine.bridge import Cancelled, WorkerStream
+from app.engine.generation import Interventions
 from app.errors import InvalidRequest
 from app.schemas.evaluate import EvaluateRequest, EvaluateResult
 from app.services import catalog, results
-from app.services.context import Context
+from app.services import steering as steering_service
+from app.services.context import Context, off_loop
 
 
 @dataclass
@@ -24,6 +27,7 @@ class Prepared:
     prompts: list[list[int]]
     judge: Judge
     steering_for: Any = None
+    edits: list | None = None  # the resolved, merged interventions
 
     @property
     def total(self) -> int:
@@ -53,6 +57,7 @@ def prepare(ctx: Context, body: EvaluateRequest) -> Prepared:
         )
     ctx.engine.check_max_new_tokens(body.max_new_tokens)
     steering_for = None
+    specs: list = []
     if body.steer is not None:
         sae, _ = ctx.registry.sae_for(body.steer.sae, body.model)
         sae.check_steerable(body.steer.method, "steer.sae")
@@ -61,12 +66,36 @@ def prepare(ctx: Context, body: EvaluateRequest) -> Prepared:
         steering_for = steering_factory(
             sae, body.steer.latent, body.steer.alpha, body.steer.method, body.steer.positions
         )
+    if body.interventions is not None:
+        if body.steer is not None:
+            raise InvalidRequest(
+                "interventions: give either `steer` (one latent) or `interventions`, not both",
+                field="interventions",
+            )
+        if not body.interventions:
+            raise InvalidRequest("interventions: give at least one edit", field="interventions")
+        found = steering_service.directions(ctx, body.direction_ids())
+        specs = engine_steering.resolve_edits(ctx.engine, model, body.interventions, found)
+        for spec in specs:
+            method = spec.method if spec.sae is not None else "add"
+            ctx.engine.check_alphas([spec.alpha], method, f"interventions[{spec.index}].alpha")
+        steering_for = edits_factory(specs)
     prompts = ctx.engine.tokenize_all(
         model, [q["question"] for q in questions], body.chat, reserve=body.max_new_tokens
     )
     prepared = Prepared(body, questions, prompts, catalog.judge(ctx, body.judge), steering_for)
+    prepared.edits = specs if body.interventions is not None else None
     ctx.engine.admit(prepared.cost)
     return prepared
+
+
+def edits_factory(specs: list):
+    """Every sampled row applies every edit at its own alpha, on every token."""
+
+    def make(n_rows: int) -> Interventions:
+        return Interventions([spec.edit([spec.alpha] * n_rows) for spec in specs])
+
+    return make
 
 
 def run(ctx: Context, prepared: Prepared, progress=None) -> dict:
@@ -88,6 +117,12 @@ def run(ctx: Context, prepared: Prepared, progress=None) -> dict:
         "model": body.model,
         "judge": prepared.judge.name,
         "steer": body.steer.model_dump() if body.steer else None,
+        # only when edited: results saved before edits existed rerun identically
+        **(
+            {"interventions": [spec.public() for spec in prepared.edits]}
+            if prepared.edits is not None
+            else {}
+        ),
         "samples_per_question": body.samples_per_question,
         **scored,
     }
@@ -96,7 +131,7 @@ def run(ctx: Context, prepared: Prepared, progress=None) -> dict:
 @results.recorded("evaluate")
 async def evaluate(ctx: Context, body: EvaluateRequest) -> dict:
     """POST /api/evaluate."""
-    prepared = prepare(ctx, body)
+    prepared = await off_loop(prepare, ctx, body)  # reads stored directions
     return await ctx.worker.run(run, ctx, prepared, cost=prepared.cost)
 
 

@@ -17,12 +17,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from app import __version__, kinds
-from app.errors import DomainError, InvalidRequest
+from app.db import directions as direction_repo
+from app.errors import DomainError, InvalidRequest, NotFound
 from app.services import catalog
 from app.services.context import Context
 
 LIBRARIES = ("torch", "transformers", "peft", "sae-lens")
-CATEGORIES = ("models", "saes", "judges", "question_sets")
+CATEGORIES = ("models", "saes", "directions", "judges", "question_sets")
 ENVIRONMENT = ("device", "dtype", "app_version")
 MAX_DIFFERENCES = 20
 
@@ -88,6 +89,14 @@ def fingerprints(ctx: Context, body: BaseModel) -> dict[str, dict[str, str]]:
         out["models"][model_id] = registry.model(model_id, field).fingerprint
     for sae_id, field in refs.get("saes", []):
         out["saes"][sae_id] = registry.sae(sae_id, field).fingerprint
+    wanted = refs.get("directions", [])
+    if wanted:  # a direction's sha256 (of its float32 bytes): what the run steered with
+        with ctx.database.session() as session:
+            for direction_id, field in wanted:
+                row = direction_repo.get_direction(session, direction_id=direction_id)
+                if row is None:
+                    raise NotFound(f"{field}: no direction with id {direction_id!r}", field=field)
+                out["directions"][direction_id] = row.sha256
     for set_id in refs.get("question_sets", []):
         try:
             found = catalog.question_set_id(ctx, set_id)

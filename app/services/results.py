@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from app.db.models import utcnow
 from app.services import provenance
 from app.services.cache import Computed
-from app.services.context import Context
+from app.services.context import Context, off_loop
 
 
 def key(kind: str, body: BaseModel, prints: dict[str, dict[str, str]]) -> str:
@@ -69,7 +69,7 @@ def recorded(kind: str):
         async def run(ctx: Context, body: BaseModel) -> Any:
             recording = Recording(ctx, kind, body)
             raw = await fn(ctx, body)
-            recording.done(raw)
+            await off_loop(recording.done, raw)  # fingerprints may read the database
             return raw
 
         return run

@@ -94,11 +94,13 @@ async def compute(ctx: Context, kind: str, body: BaseModel, reuse: bool = True) 
     the one this server computed for exactly this request and these weights a moment ago
     (`reuse`). Nothing is stored in the database here."""
     try:
-        found = results.lookup(ctx, kind, body) if reuse else None
+        # (Off the loop: fingerprints read stored directions from the database.)
+        found = await off_loop(results.lookup, ctx, kind, body) if reuse else None
         if found is None:
             recording = results.Recording(ctx, kind, body)
             raw = await kinds.get(kind).run(ctx, body)  # keeps its result (results.recorded)
-            found = results.lookup(ctx, kind, body) or recording.done(raw)
+            found = await off_loop(results.lookup, ctx, kind, body)
+            found = found or await off_loop(recording.done, raw)
     except DomainError as exc:
         raise _nest(exc) from None
     return found.stored()

@@ -18,10 +18,9 @@ from app.services import results
 from app.services.context import Context, off_loop
 
 
-def directions(ctx: Context, body: SteerRequest) -> dict[str, steering.DirectionVector]:
-    """The stored directions the request's edits name (a database read)."""
+def directions(ctx: Context, wanted: list[tuple[str, str]]) -> dict[str, steering.DirectionVector]:
+    """The stored directions that edits name, from (id, field) pairs (a database read)."""
     out: dict[str, steering.DirectionVector] = {}
-    wanted = body.direction_ids()
     if not wanted:
         return out
     with ctx.database.session() as session:
@@ -40,7 +39,7 @@ def jobs(ctx: Context, body: SteerRequest) -> list[steering.SteerJob]:
     """One job per model, each checked as the API checks it (domain errors name the
     field); nothing is queued. Reads the directions the edits name from the database."""
     ctx.engine.check_models(model_ids(body.model))
-    found = directions(ctx, body)
+    found = directions(ctx, body.direction_ids())
     fields = body.model_dump(exclude={"model"}, exclude_unset=False)
     out = [
         steering.SteerJob.model_validate({**fields, "model": m, "directions": found})

@@ -239,6 +239,10 @@ def index_build(
     loaded = _load_config(settings.models_config, debug)
     try:
         check_engine(engine, workers, address)
+        if engine == "ray":
+            from app.index.distributed import check_address
+
+            check_address(address)
         docs, budget = resolve_dataset(
             loaded,
             dataset,

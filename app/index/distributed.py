@@ -15,6 +15,8 @@ fingerprints.
 
 import logging
 import math
+import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -80,6 +82,28 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
+def check_address(address: str | None, timeout: float = 5.0) -> None:
+    """Refuse a malformed cluster address, or one where nothing answers, at once (Ray
+    itself retries an unreachable address for minutes)."""
+    if address is None or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidRequest(
+            f"address: {address!r} is not 'auto', 'HOST:PORT' (the head's GCS port, "
+            f"6379 by default) or 'ray://HOST:PORT' (Ray Client, 10001 by default)",
+            field="address",
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise Unavailable(
+            f"address: no Ray cluster answers at {address!r} ({exc.strerror or exc}); start "
+            f"one with `ray start --head`, or leave out --address for a local one",
+            field="address",
+        ) from exc
+
+
 def connect(address: str | None, num_cpus: int):
     """The Ray module, connected: to `address` (a running cluster: 'auto', 'HOST:6379' or
     'ray://HOST:10001'), else to a local cluster started here with `num_cpus` CPUs.
@@ -88,6 +112,7 @@ def connect(address: str | None, num_cpus: int):
 
     if ray.is_initialized():
         return ray, False
+    check_address(address)
     try:
         if address is None:
             ray.init(
@@ -100,9 +125,14 @@ def connect(address: str | None, num_cpus: int):
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     except Exception as exc:  # noqa: BLE001 - no cluster there, a bad address, ...
         where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
+        hint = "start one with `ray start --head`, or leave out --address for a local one"
+        if address is not None and "RAY_AUTH_MODE" not in os.environ:
+            hint = (
+                "a cluster with token authentication (the default of `ray start`) needs "
+                "RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token; " + hint
+            )
         raise Unavailable(
-            f"address: could not connect to {where}: {_one_line(exc)} (start one with "
-            f"`ray start --head`, or leave out --address for a local one)"
+            f"address: could not connect to {where}: {_one_line(exc)} ({hint})", field="address"
         ) from exc
     return ray, True
 

@@ -2,18 +2,26 @@
 temperature, seed and length. The page validates the request and lays out a column per
 row (the baseline, then each α) for each model; `/steer/stream` fills them token by token
 over server-sent events (htmx's sse extension swaps each event's HTML), then replaces each
-model's columns with its final result. "Save" stores the same request as a run."""
+model's columns with its final result. "Save" stores the same request as a run.
 
+Two more shapes of the same `SteerRequest`: several edits at once (`interventions`, JSON
+text in the URL, edited as rows on the page) and a conversation (`messages`, JSON text):
+the user's newest message is answered in every column at once, and the conversation
+continues from one answer (the baseline's unless another column's is picked), so every
+column answers the next message from one shared history."""
+
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import TypeAdapter, ValidationError
 from sse_starlette.sse import EventSourceResponse
 
 from app.errors import DomainError
 from app.kinds import KINDS
 from app.schemas.fields import model_ids, split_list
-from app.schemas.steer import SteerQuery, SteerRequest
-from app.services import annotations, catalog, steering
+from app.schemas.steer import DEFAULT_SCALES, SteerQuery, SteerRequest
+from app.services import annotations, catalog, directions, steering
 from app.services.catalog import Catalog
 from app.services.context import Context, off_loop
 from app.services.deps import BaseUrlDep, ContextDep
@@ -37,33 +45,89 @@ def default_alphas(ctx: Context) -> list[float]:
     return [alpha * k for k in ALPHA_MULTIPLES]
 
 
+STRUCTURED = ("interventions", "messages")  # JSON text in the URL and the form
+
+
+def _where(loc: tuple) -> str:
+    """A pydantic location inside a structured field as the field's own path:
+    (1, 'latent', 'alpha') -> '[1].alpha' (the union's tag after an index is dropped)."""
+    out = ""
+    parts = list(loc)
+    for i, part in enumerate(parts):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif i > 0 and isinstance(parts[i - 1], int) and part in ("latent", "direction"):
+            if i + 1 < len(parts):
+                continue  # the discriminator's tag, not a field
+            out += f".{part}"
+        else:
+            out += f".{part}"
+    return out
+
+
+def structured(params, name: str) -> tuple[str, Any, str | None]:
+    """A structured field of the form: (its text, its JSON value or None, a message naming
+    the field and the place inside it when it is wrong)."""
+    text = str(params.get(name) or "").strip()
+    if not text:
+        return "", None, None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return text, None, f"{name}: is not valid JSON ({exc.msg}, at character {exc.pos})."
+    info = SteerQuery.model_fields[name]
+    try:
+        TypeAdapter(info.annotation).validate_python(value)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        message = humanize(str(err.get("msg", "invalid value")).removeprefix("Value error, "))
+        return text, value, f"{name}{_where(tuple(err.get('loc', ())))}: {message}"
+    return text, value, None
+
+
+def _rows(value: Any) -> list[dict]:
+    """Edits or turns as the page lists them (what parses as a list of objects)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def read_form(ctx: Context, params, check: bool = True) -> tuple[FormInput[SteerQuery], Catalog]:
     """The playground's form as a `SteerQuery`, checked by the engine as the API checks it
     (`check`: the form was sent); every problem is left in `errors` under its field. A page
     that was only linked to shows the problems of the values the link names."""
     cat = catalog.catalog(ctx)
-    sae = params.get("sae") or cat.default_sae or ""
+    texts, errors = {}, {}
+    for name in STRUCTURED:
+        texts[name], value, problem = structured(params, name)
+        texts[name + "_rows"] = _rows(value)
+        if problem:
+            errors[name] = problem
+    several = bool(texts["interventions"])
+    chat_mode = bool(texts["messages"]) or params.get("mode") == "chat"
+    first = next((e for e in texts["interventions_rows"] if isinstance(e.get("sae"), str)), {})
+    sae = params.get("sae") or (first.get("sae") if several else None) or cat.default_sae or ""
     models = [m for m in params.getlist("model") if m.strip()]
     if not models:
         usable = cat.models_of(sae)
         models = [cat.default_model if cat.default_model in usable else usable[0]]
     params, typed, latent_error = with_latent(params, ctx, sae)
     defaults: dict[str, Any] = {
-        "sae": sae,
         "model": models,
-        "prompt": DEFAULT_PROMPT,
-        "alphas": default_alphas(ctx),
+        "alphas": list(DEFAULT_SCALES) if several else default_alphas(ctx),
         "chat": models[0] in cat.chat_models,
-        "latent": annotations.default_latent(ctx, sae),
     }
-    errors = {}
+    if not several:  # one latent: the SAE and latent the page starts from
+        defaults |= {"sae": sae, "latent": annotations.default_latent(ctx, sae)}
+    if not chat_mode:
+        defaults["prompt"] = DEFAULT_PROMPT
     if latent_error:
         errors["latent"] = latent_error
     if "prompt" in params and not params["prompt"].strip():
         errors["prompt"] = "Type a prompt to continue."
+    if chat_mode and not texts["messages"] and forms.submitted(params):
+        errors["messages"] = "messages: type a message to start the conversation."
     if "alphas" in params and not params["alphas"].strip():
         errors["alphas"] = "Enter at least one α, e.g. 8 or 0, 4, 8."
-    if sae not in ctx.registry.saes:
+    if sae not in ctx.registry.saes and (not several or "sae" in params):
         errors["sae"] = f"Unknown SAE '{sae}'."
     form = forms.read(
         SteerQuery,
@@ -77,6 +141,17 @@ def read_form(ctx: Context, params, check: bool = True) -> tuple[FormInput[Steer
     if typed is not None:
         form.values["latent"] = typed
     form.values["alpha_values"] = form.body.alphas if form.body else _numbers(params.get("alphas"))
+    form.values |= {
+        "sae": sae,
+        "latent": annotations.default_latent(ctx, sae) if several else form.values["latent"],
+        "prompt": form.values.get("prompt") or (DEFAULT_PROMPT if chat_mode else ""),
+        "several": several,
+        "chat_mode": chat_mode,
+        "interventions": texts["interventions"],
+        "edits": texts["interventions_rows"],
+        "messages": texts["messages"],
+        "turns": texts["messages_rows"],
+    }
     if not check:
         form.errors = {k: v for k, v in form.errors.items() if k in params}
         form.body = None
@@ -90,8 +165,19 @@ def read_form(ctx: Context, params, check: bool = True) -> tuple[FormInput[Steer
         try:
             steering.jobs(ctx, form.body.request())
         except DomainError as exc:
-            form.fail_from(exc, "prompt")
+            _fail(form, exc)
     return form, cat
+
+
+def _fail(form: FormInput[SteerQuery], exc: DomainError) -> None:
+    """An engine error on its field; one inside `interventions` or `messages` stays on that
+    field, with its place named (`interventions[1].latent: ...`)."""
+    where = (exc.field or "").removeprefix("request.")
+    for name in STRUCTURED:
+        if where.startswith(name):
+            form.fail(name, f"{where}: {humanize(exc.message, exc.field)}")
+            return
+    form.fail_from(exc, "prompt")
 
 
 def _numbers(text: str | None) -> list[float]:
@@ -107,9 +193,29 @@ def params(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def title_for(body: SteerRequest, label: str) -> str:
-    name = f"latent {body.latent}" + (f" ({label})" if label else "")
     alphas = ", ".join(f"{a:g}" for a in body.alphas)
-    return f"Steering {name} · α {alphas} · {', '.join(model_ids(body.model))}"[:200]
+    if body.interventions is not None:
+        n = len(body.interventions)
+        name = f"{n} edit{'s' if n != 1 else ''} · scales {alphas}"
+    else:
+        name = f"latent {body.latent}" + (f" ({label})" if label else "") + f" · α {alphas}"
+    turns = sum(m.role == "user" for m in body.messages or [])
+    talk = f" · conversation, {turns} turn{'s' if turns != 1 else ''}" if body.messages else ""
+    return f"Steering {name}{talk} · {', '.join(model_ids(body.model))}"[:200]
+
+
+def latent_label(ctx: Context, body: SteerRequest) -> str:
+    if body.sae is None or body.latent is None:
+        return ""
+    return annotations.labels(ctx, body.sae, [body.latent])[body.latent]
+
+
+def direction_choices(ctx: Context) -> list[dict[str, Any]]:
+    """Stored directions to pick from (the newest first)."""
+    return directions.listing(ctx, limit=MAX_DIRECTION_CHOICES, offset=0)["data"]
+
+
+MAX_DIRECTION_CHOICES = 200
 
 
 def _context(ctx: Context, form: FormInput[SteerQuery], cat: Catalog) -> dict[str, Any]:
@@ -117,7 +223,7 @@ def _context(ctx: Context, form: FormInput[SteerQuery], cat: Catalog) -> dict[st
     label = ""
     stream_url = None
     if body is not None:
-        label = annotations.labels(ctx, body.sae, [body.latent])[body.latent]
+        label = latent_label(ctx, body)
         stream_url = url("/steer/stream", params(body.model_dump()), run=1)
     return {
         "active": "steer",
@@ -130,6 +236,7 @@ def _context(ctx: Context, form: FormInput[SteerQuery], cat: Catalog) -> dict[st
         "save_params": params(body.model_dump()) if body is not None else None,
         "title": title_for(body, label) if body is not None else "",
         "choices": annotations.labelled(ctx, form.values["sae"]),
+        "directions": direction_choices(ctx),
         "models": model_ids(body.model) if body is not None else [],
         "settings": ctx.settings,
     }
@@ -182,7 +289,11 @@ async def steer_stream(request: Request, ctx: ContextDep):
                     elif kind == "done":
                         m = item["model_index"]
                         view = views.steer_view(item["result"])
-                        yield {"event": f"done-{m}", "data": _fragment("steer_model", view, m)}
+                        pick = body.messages is not None  # continue from one answer
+                        yield {
+                            "event": f"done-{m}",
+                            "data": _fragment("steer_model", view, m, pick),
+                        }
                     elif kind == "error":
                         yield {
                             "event": "failed",
@@ -210,7 +321,7 @@ async def steer_save(request: Request, ctx: ContextDep, base: BaseUrlDep):
         body = form.body.request() if form.body is not None else None
         title = str(posted.get("title") or "").strip()
         if body is not None and not title:
-            title = title_for(body, annotations.labels(ctx, body.sae, [body.latent])[body.latent])
+            title = title_for(body, latent_label(ctx, body))
         return form, body, title
 
     form, body, title = await off_loop(check)

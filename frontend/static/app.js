@@ -383,6 +383,7 @@
 
   function initForms(root) {
     initAlphaSlider(root);
+    initSteerForm(root);
     root.querySelectorAll("select.sae-select").forEach(function (select) {
       if (select.getAttribute("data-ready") === "1") return;
       select.setAttribute("data-ready", "1");
@@ -391,6 +392,201 @@
         syncModels(select);
       });
     });
+  }
+
+  // ------------------------------------------- steering: several edits, a conversation
+  // The edit table's rows have no names: they are written into the form's one
+  // `interventions` field as JSON (the request the API takes), whenever a row changes and
+  // when the form is sent. A conversation keeps its turns in `messages` (JSON); sending a
+  // message appends the answer the conversation continues from (the picked column's, the
+  // baseline's by default) and the new message.
+  function steerForm(node) {
+    return node && node.closest ? node.closest("#steer-form") : null;
+  }
+
+  function typedNumber(text) {
+    var t = String(text).trim();
+    var n = Number(t);
+    return t !== "" && isFinite(n) ? n : t; // what is not a number is left for the server to name
+  }
+
+  function writeEdits(form) {
+    var hidden = form.querySelector("#f-interventions");
+    var box = form.querySelector("#edits");
+    if (!hidden || !box || !box.classList.contains("several")) return;
+    var rows = form.querySelectorAll("#edit-rows tr.edit-row");
+    if (!rows.length && box.getAttribute("data-touched") !== "1") return; // keep text as sent
+    var out = [];
+    rows.forEach(function (row) {
+      var alpha = typedNumber(row.querySelector(".e-alpha").value);
+      var method = row.querySelector(".e-method").value;
+      if (row.getAttribute("data-kind") === "direction") {
+        out.push({ direction: row.querySelector(".e-direction").value, alpha: alpha, method: method });
+      } else {
+        var latent = typedNumber(row.querySelector(".e-latent").value);
+        out.push({ sae: row.querySelector(".e-sae").value, latent: latent, alpha: alpha, method: method });
+      }
+    });
+    hidden.value = JSON.stringify(out);
+  }
+
+  function setSeveral(form, on) {
+    var box = form.querySelector("#edits");
+    if (!box) return;
+    box.classList.toggle("several", on);
+    form.querySelectorAll(".single-only").forEach(function (el) {
+      el.hidden = on;
+    });
+    form.querySelectorAll(".several-only").forEach(function (el) {
+      el.hidden = !on;
+    });
+    // One latent's fields and the edits are two shapes of the request: one is sent.
+    ["#f-sae", "#f-latent", "#f-method"].forEach(function (sel) {
+      var el = form.querySelector(sel);
+      if (el) el.disabled = on;
+    });
+    form.querySelector("#f-interventions").disabled = !on;
+  }
+
+  function addEdit(form, kind, values) {
+    var template = form.querySelector(kind === "direction" ? "#tpl-direction-edit" : "#tpl-latent-edit");
+    var body = form.querySelector("#edit-rows");
+    if (!template || !body) return null;
+    var row = template.content.querySelector("tr").cloneNode(true);
+    Object.keys(values || {}).forEach(function (key) {
+      var input = row.querySelector(".e-" + key);
+      if (input) input.value = values[key];
+    });
+    body.appendChild(row);
+    form.querySelector("#edits").setAttribute("data-touched", "1");
+    return row;
+  }
+
+  function setChat(form, on) {
+    form.querySelectorAll(".prompt-box").forEach(function (el) {
+      el.hidden = on;
+    });
+    var box = form.querySelector("#chat-box");
+    if (box) box.hidden = !on;
+    form.querySelectorAll("#f-prompt, input[name=chat]").forEach(function (el) {
+      el.disabled = on;
+    });
+    var messages = form.querySelector("#f-messages");
+    if (messages) messages.disabled = !on || !messages.value.trim();
+  }
+
+  // The next request's `messages`: the turns so far, the answer the conversation continues
+  // from (after a user turn), then the new message. Returns a problem, or null.
+  function composeMessages(form) {
+    var hidden = form.querySelector("#f-messages");
+    var reply = form.querySelector("#f-reply");
+    if (!reply.value.trim()) return "Type a message first.";
+    var turns = [];
+    if (hidden.value.trim()) {
+      try {
+        turns = JSON.parse(hidden.value);
+      } catch (err) {
+        return "This conversation could not be read; start a new conversation.";
+      }
+    }
+    if (!Array.isArray(turns)) turns = [];
+    var last = turns[turns.length - 1];
+    if (last && last.role === "user") {
+      var picked = document.querySelector("#steer-results input[name=continue-from]:checked");
+      var cell = picked && picked.closest(".gen-cell");
+      if (!cell) return "Wait for the answers: the conversation continues from one of them.";
+      turns.push({ role: "assistant", content: cell.getAttribute("data-text") || "" });
+    }
+    turns.push({ role: "user", content: reply.value });
+    hidden.value = JSON.stringify(turns);
+    hidden.disabled = false;
+    return null;
+  }
+
+  document.addEventListener(
+    "submit",
+    function (event) {
+      var form = event.target;
+      if (!form || form.id !== "steer-form") return;
+      writeEdits(form);
+      var chat = form.querySelector("#mode-chat");
+      if (!chat || !chat.checked) return;
+      var problem = composeMessages(form);
+      var note = form.querySelector("#chat-problem");
+      if (note) {
+        note.textContent = problem || "";
+        note.hidden = !problem;
+      }
+      if (problem) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+      }
+    },
+    true // before htmx sends the form
+  );
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button");
+    var form = steerForm(button);
+    if (!button || !form) return;
+    if (button.id === "edits-start") {
+      var latent = form.querySelector("#f-latent");
+      var method = form.querySelector("#f-method");
+      setSeveral(form, true);
+      addEdit(form, "latent", {
+        sae: form.querySelector("#f-sae").value,
+        latent: latent ? latent.value : "",
+        alpha: "1",
+        method: method ? method.value : "add",
+      });
+    } else if (button.id === "edits-stop") {
+      form.querySelectorAll("#edit-rows tr").forEach(function (row) {
+        row.remove();
+      });
+      form.querySelector("#f-interventions").value = "";
+      setSeveral(form, false);
+      return;
+    } else if (button.id === "add-latent-edit") {
+      var first = form.querySelector("#edit-rows .e-sae");
+      addEdit(form, "latent", first ? { sae: first.value } : {});
+    } else if (button.id === "add-direction-edit") {
+      addEdit(form, "direction", {});
+    } else if (button.classList.contains("e-remove")) {
+      button.closest("tr").remove();
+      form.querySelector("#edits").setAttribute("data-touched", "1");
+    } else if (button.id === "chat-new") {
+      var hidden = form.querySelector("#f-messages");
+      hidden.value = "";
+      hidden.disabled = true;
+      var transcript = form.querySelector("#transcript");
+      if (transcript) transcript.remove();
+      form.querySelector("#f-reply").value = "";
+      var results = document.getElementById("steer-results");
+      if (results) results.remove();
+      return;
+    } else {
+      return;
+    }
+    writeEdits(form);
+  });
+
+  function onSteerInput(event) {
+    var form = steerForm(event.target);
+    if (!form) return;
+    if (event.target.name === "mode") setChat(form, event.target.value === "chat");
+    else if (event.target.closest("#edit-rows")) writeEdits(form);
+  }
+  document.addEventListener("input", onSteerInput);
+  document.addEventListener("change", onSteerInput);
+
+  function initSteerForm(root) {
+    var form = root.id === "steer-form" ? root : root.querySelector("#steer-form");
+    if (!form || form.getAttribute("data-ready") === "1") return;
+    form.setAttribute("data-ready", "1");
+    var box = form.querySelector("#edits");
+    setSeveral(form, !!box && box.classList.contains("several"));
+    var chat = form.querySelector("#mode-chat");
+    setChat(form, !!chat && chat.checked);
   }
 
   // ----------------------------------------------------------------- problems, politely

@@ -1,6 +1,7 @@
 """The misalignment evaluation (the `evaluate` kind): sample answers to a question set,
 optionally steered, and score each with a judge; whole, or streamed with progress."""
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,6 +176,11 @@ def _page_params(request: dict[str, Any]) -> dict[str, Any]:
         "method": steer["method"] if steer else None,
         "positions": steer["positions"] if steer else None,
         "baseline": False if steer else None,
+        "interventions": (
+            json.dumps(request["interventions"], separators=(",", ":"), ensure_ascii=False)
+            if request.get("interventions")
+            else None
+        ),
     }
 
 

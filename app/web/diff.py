@@ -1,12 +1,16 @@
 """Model diff: base vs fine-tuned on a question set (or your prompts); latents ranked by the
 increase of their mean activation, as a bar chart that opens each latent's page."""
 
+import json
+
 from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
 
 from app.errors import DomainError
 from app.kinds import KINDS
 from app.schemas.compare import CompareRequest
-from app.services import annotations, catalog, diffing
+from app.schemas.directions import ModelDiff
+from app.services import annotations, catalog, diffing, directions
 from app.services.catalog import Catalog
 from app.services.context import Context, off_loop
 from app.services.deps import BaseUrlDep, ContextDep
@@ -14,7 +18,7 @@ from app.web import forms, views
 from app.web.forms import FormInput, humanize
 from app.web.saving import listing_chosen, save_run, saved_response
 from app.web.security import check_same_origin
-from app.web.templating import render
+from app.web.templating import render, url
 
 router = APIRouter(include_in_schema=False)
 
@@ -107,3 +111,53 @@ async def diff_save(request: Request, ctx: ContextDep, base: BaseUrlDep):
         )
         saved = await save_run(form, ctx, "compare", body, title, base, listed=public)
     return saved_response(request, form, saved, "run", base, listed=public)
+
+
+@router.post("/diff/ablate")
+async def diff_ablate(request: Request, ctx: ContextDep):
+    """Make the fine-tuned - base mean-difference direction at the SAE's hook on the diff's
+    prompts, then open the evaluation of the fine-tuned model with it ablated, beside the
+    unedited model (same seeds)."""
+    check_same_origin(request)
+    posted = await request.form()
+    form, cat = read_form(ctx, posted)
+    body = form.body
+    if body is not None:
+        try:
+            prompts = body.prompts or [
+                q["question"] for q in await off_loop(catalog.questions, ctx, body.question_set)
+            ]
+            made = await directions.create(
+                ctx,
+                ModelDiff(
+                    method="model_diff",
+                    name=f"Δ {body.finetuned} − {body.base} at {body.sae}",
+                    base=body.base,
+                    finetuned=body.finetuned,
+                    sae=body.sae,
+                    prompts=prompts[:256],
+                    chat=body.chat,
+                ),
+            )
+        except DomainError as exc:
+            form.fail("form", humanize(exc.message, exc.field))
+        else:
+            edit = [{"direction": made["id"], "method": "ablate"}]
+            target = url(
+                "/evaluate",
+                {
+                    "model": body.finetuned,
+                    "question_set": body.question_set,
+                    "questions": "\n".join(body.prompts) if body.prompts else None,
+                    "interventions": json.dumps(edit, separators=(",", ":")),
+                    "baseline": 1,
+                    "run": 1,
+                },
+            )
+            return RedirectResponse(target, status_code=303)
+    return render(
+        request,
+        "diff.html",
+        {"active": "diff", "catalog": cat, "state": form.values, "errors": form.errors},
+        status_code=422,
+    )

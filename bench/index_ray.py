@@ -62,6 +62,7 @@ def main() -> None:
 
         started = time.perf_counter()
         ray.init(
+            address="local",
             num_cpus=args.workers,
             include_dashboard=False,
             logging_level=logging.WARNING,

@@ -116,6 +116,7 @@ def connect(address: str | None, num_cpus: int):
     try:
         if address is None:
             ray.init(
+                address="local",  # a new cluster, even beside another one on this machine
                 num_cpus=num_cpus,
                 include_dashboard=False,
                 logging_level=logging.WARNING,

@@ -19,7 +19,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from app.errors import DomainError
 from app.kinds import KINDS
-from app.schemas.fields import model_ids, split_list
+from app.schemas.fields import METHOD_LABELS, model_ids, split_list
 from app.schemas.steer import DEFAULT_SCALES, SteerQuery, SteerRequest
 from app.services import annotations, catalog, directions, steering
 from app.services.catalog import Catalog
@@ -141,9 +141,14 @@ def read_form(ctx: Context, params, check: bool = True) -> tuple[FormInput[Steer
     if typed is not None:
         form.values["latent"] = typed
     form.values["alpha_values"] = form.body.alphas if form.body else _numbers(params.get("alphas"))
+    if several and first.get("method") in METHOD_LABELS:
+        form.values["method"] = first["method"]
     form.values |= {
         "sae": sae,
-        "latent": annotations.default_latent(ctx, sae) if several else form.values["latent"],
+        # With edits, the one-latent fields (not sent) hold the first latent edit.
+        "latent": first.get("latent", annotations.default_latent(ctx, sae))
+        if several
+        else form.values["latent"],
         "prompt": form.values.get("prompt") or (DEFAULT_PROMPT if chat_mode else ""),
         "several": several,
         "chat_mode": chat_mode,

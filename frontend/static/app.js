@@ -480,7 +480,6 @@
   function composeMessages(form) {
     var hidden = form.querySelector("#f-messages");
     var reply = form.querySelector("#f-reply");
-    if (!reply.value.trim()) return "Type a message first.";
     var turns = [];
     if (hidden.value.trim()) {
       try {
@@ -491,6 +490,11 @@
     }
     if (!Array.isArray(turns)) turns = [];
     var last = turns[turns.length - 1];
+    if (!reply.value.trim()) {
+      if (!last || last.role !== "user") return "Type a message first.";
+      hidden.disabled = false; // nothing typed: your last message is answered again
+      return null;
+    }
     if (last && last.role === "user") {
       var picked = document.querySelector("#steer-results input[name=continue-from]:checked");
       var cell = picked && picked.closest(".gen-cell");
@@ -540,6 +544,14 @@
         method: method ? method.value : "add",
       });
     } else if (button.id === "edits-stop") {
+      // One latent again: the first latent edit's, when there is one.
+      var row = form.querySelector("#edit-rows tr[data-kind=latent]");
+      if (row) {
+        form.querySelector("#f-sae").value = row.querySelector(".e-sae").value;
+        form.querySelector("#f-latent").value = row.querySelector(".e-latent").value;
+        var single = form.querySelector("#f-method");
+        if (single) single.value = row.querySelector(".e-method").value;
+      }
       form.querySelectorAll("#edit-rows tr").forEach(function (row) {
         row.remove();
       });

@@ -63,3 +63,54 @@ class WorkerStream:
                     break
         finally:
             self.close()
+
+
+class BatchedStream:
+    """A stream whose jobs join other clients' waiting jobs of the same batch key (one
+    `generate` for all of them; see DeviceWorker.submit_batched). `parts` are (key, make,
+    run_batch, cost): `make(emit, cancel)` builds the item `run_batch` gets, and the item
+    emits its own events. Parts run in order (one per model); `error` if one failed, then
+    `end`. Every part is admitted at once (Busy when the queue is full)."""
+
+    def __init__(self, worker: DeviceWorker, parts: list[tuple[Any, Callable, Callable, int]]):
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.cancel = threading.Event()
+        self.futures = []
+        try:
+            for key, make, run_batch, cost in parts:
+                item = make(self._emit, self.cancel)
+                self.futures.append(worker.submit_batched(key, item, run_batch, cost=cost))
+        except BaseException:
+            self.close()
+            raise
+        self._left = len(self.futures)
+        self._failed = False
+        for future in self.futures:
+            future.add_done_callback(self._settled)
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+
+    def _settled(self, future) -> None:
+        if not future.cancelled() and future.exception() is not None and not self._failed:
+            self._failed = True
+            self._emit({"event": "error", "message": error_message(future.exception())})
+        self._left -= 1
+        if self._left == 0 or self._failed:
+            self._emit(END)
+
+    def close(self) -> None:
+        self.cancel.set()
+        for future in self.futures:
+            future.cancel()
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        try:
+            while True:
+                event = await self.queue.get()
+                yield event
+                if event is END or event.get("event") == "end":
+                    break
+        finally:
+            self.close()

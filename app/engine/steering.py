@@ -275,13 +275,23 @@ def run_batch(engine: Engine, jobs: list[SteerJob]) -> list[dict]:
     each job's result is what `run` gives it alone."""
     if len(jobs) == 1:
         return [run(engine, jobs[0])]
+    return _generate(engine, jobs)
+
+
+def _generate(engine: Engine, jobs: list[SteerJob], on_steps=None, cancel=None) -> list[dict]:
     plans = [validate(engine, job) for job in jobs]
-    prompts, temperatures, seeds = [], [], []
+    prompts, temperatures, seeds, spans = [], [], [], []
     for job, plan in zip(jobs, plans, strict=True):
         n = plan.rows(job)
+        spans.append((len(prompts), len(prompts) + n))
         prompts += [plan.ids] * n
         temperatures += [job.temperature] * n
         seeds += [job.seed] * n
+
+    def on_step(tokens: list[int]) -> None:  # each job's rows to its own callback
+        for (first, last), fn in zip(spans, on_steps, strict=True):
+            fn(tokens[first:last])
+
     with engine.registry.activate(jobs[0].model) as live:
         rows = generate(
             live,
@@ -291,14 +301,13 @@ def run_batch(engine: Engine, jobs: list[SteerJob]) -> list[dict]:
             seed=seeds,
             streams=[0] * len(prompts),
             steering=_interventions(jobs, plans),
+            on_step=on_step if on_steps else None,
+            cancel=cancel,
         )
-        results, first = [], 0
-        for job, plan in zip(jobs, plans, strict=True):
-            n = plan.rows(job)
-            mine = [row[: job.max_new_tokens] for row in rows[first : first + n]]
-            first += n
-            results.append(_result(live, job, plan, mine))
-    return results
+        return [
+            _result(live, job, plan, [row[: job.max_new_tokens] for row in rows[a:b]])
+            for job, plan, (a, b) in zip(jobs, plans, spans, strict=True)
+        ]
 
 
 def _result(live: HostedModel, job: SteerJob, plan: Plan, rows) -> dict:
@@ -343,50 +352,89 @@ def _result(live: HostedModel, job: SteerJob, plan: Plan, rows) -> dict:
     }
 
 
-def stream(engine: Engine, jobs: list[SteerJob], emit, cancel: threading.Event) -> None:
-    """Run `jobs` one model after another, emitting {"event": "token", model, model_index,
-    row, alpha, token_id, text} per row and step (row 0 is the baseline) and {"event":
-    "done", model_index, result} per model. A bridge job (app.engine.bridge)."""
-    for m, job in enumerate(jobs):
-        if cancel.is_set():
-            return
-        model = engine.registry.model(job.model)
-        tokenizer = model.tokenizer
-        stops = set(model.stop_token_ids)  # the end of turn ends a row, not only EOS
-        labels = [None, *job.alphas]
-        so_far: list[list[int]] = [[] for _ in labels]
-        done = [False] * len(labels)
+@dataclass
+class StreamItem:
+    """A streamed job: its events go to `emit` as they come; `cancel` is its client's.
+    It shares `batch_key` (and a batch) with plain jobs of the same key."""
 
-        def on_step(
-            tokens,
-            m=m,
-            job=job,
-            labels=labels,
-            so_far=so_far,
-            done=done,
-            tok=tokenizer,
-            stops=stops,
-        ):
-            for row, token in enumerate(tokens):
-                if done[row] or token in stops:
-                    done[row] = True
-                    continue
-                before = tok.decode(so_far[row], skip_special_tokens=True)
-                so_far[row].append(token)
-                after = tok.decode(so_far[row], skip_special_tokens=True)
-                emit(
-                    {
-                        "event": "token",
-                        "model": job.model,
-                        "model_index": m,
-                        "row": row,
-                        "alpha": labels[row],
-                        "token_id": token,
-                        "text": after[len(before) :],
-                    }
-                )
+    job: SteerJob
+    model_index: int
+    emit: Callable[[dict], None]
+    cancel: threading.Event
 
-        result = run(engine, job, on_step=on_step, cancel=cancel)
-        if cancel.is_set():
+
+class _AllCancelled:
+    """Stops a shared generation only when every client in it has gone away."""
+
+    def __init__(self, events: list[threading.Event]):
+        self.events = events
+
+    def is_set(self) -> bool:
+        return all(e.is_set() for e in self.events)
+
+
+def run_items(engine: Engine, items: list["SteerJob | StreamItem"]) -> list[dict]:
+    """Several users' jobs (one `batch_key`), plain or streamed, in ONE `generate`, as
+    `run_batch`. A streamed job gets {"event": "token", model, model_index, row, alpha,
+    token_id, text} per row and step (row 0 is the baseline) as its rows are generated,
+    then {"event": "done", model_index, result}. A client that goes away stops getting
+    events; the generation stops early only when every job in it is streamed and every
+    client has gone."""
+    streamed = [item for item in items if isinstance(item, StreamItem)]
+    if not streamed:
+        return run_batch(engine, items)
+    jobs = [item.job if isinstance(item, StreamItem) else item for item in items]
+    emitters = [
+        _token_events(engine, item) if isinstance(item, StreamItem) else _ignore
+        for item in items
+    ]
+    everyone = len(streamed) == len(items)
+    cancel = _AllCancelled([item.cancel for item in streamed]) if everyone else None
+    results = _generate(engine, jobs, on_steps=emitters, cancel=cancel)
+    for item, result in zip(items, results, strict=True):
+        if isinstance(item, StreamItem) and not item.cancel.is_set():
+            item.emit({"event": "done", "model_index": item.model_index, "result": result})
+    return results
+
+
+def _ignore(_tokens: list[int]) -> None:
+    pass
+
+
+def _token_events(engine: Engine, item: StreamItem) -> Callable[[list[int]], None]:
+    """The job's on_step: its rows' new tokens as `token` events, each row until its stop
+    token and at most `max_new_tokens` steps."""
+    job = item.job
+    tok = engine.registry.model(job.model).tokenizer
+    stops = set(engine.registry.model(job.model).stop_token_ids)  # end of turn ends a row
+    labels = [None, *job.alphas]
+    so_far: list[list[int]] = [[] for _ in labels]
+    done = [False] * len(labels)
+    steps = [0]
+
+    def on_step(tokens: list[int]) -> None:
+        steps[0] += 1
+        if item.cancel.is_set() or steps[0] > job.max_new_tokens:
             return
-        emit({"event": "done", "model_index": m, "result": result})
+        for row, token in enumerate(tokens):
+            if done[row] or token in stops:
+                done[row] = True
+                continue
+            if item.cancel.is_set():  # the client went away
+                return
+            before = tok.decode(so_far[row], skip_special_tokens=True)
+            so_far[row].append(token)
+            after = tok.decode(so_far[row], skip_special_tokens=True)
+            item.emit(
+                {
+                    "event": "token",
+                    "model": job.model,
+                    "model_index": item.model_index,
+                    "row": row,
+                    "alpha": labels[row],
+                    "token_id": token,
+                    "text": after[len(before) :],
+                }
+            )
+
+    return on_step

@@ -10,7 +10,7 @@ import torch
 from app import kinds
 from app.db import directions as direction_repo
 from app.engine import steering
-from app.engine.bridge import WorkerStream
+from app.engine.bridge import BatchedStream
 from app.errors import NotFound
 from app.schemas.fields import model_ids
 from app.schemas.steer import DEFAULT_ALPHAS, DEFAULT_SCALES, SteerRequest, SteerResponse
@@ -70,7 +70,7 @@ async def steer(ctx: Context, body: SteerRequest) -> dict:
             ctx.worker.run_batched(
                 steering.batch_key(job),
                 job,
-                lambda batch: steering.run_batch(ctx.engine, batch),
+                lambda batch: steering.run_items(ctx.engine, batch),
                 cost=cost(ctx, [job]),
             )
             for job in todo
@@ -79,26 +79,39 @@ async def steer(ctx: Context, body: SteerRequest) -> dict:
     return results[0] if isinstance(body.model, str) else {"results": list(results)}
 
 
-async def open_stream(ctx: Context, body: SteerRequest) -> WorkerStream:
+async def open_stream(ctx: Context, body: SteerRequest) -> BatchedStream:
     """Validate, queue at once (Busy when the queue is full) and stream: `token` events
-    per row and step, `done` per model, then `end`. Closing it stops generation at the
-    next token."""
+    per row and step, `done` per model, then `end`. Each model's job shares one
+    `generate` with the other clients' jobs waiting for that model. Closing the stream
+    stops its events (and the generation, once no client in it is left)."""
     todo = await off_loop(jobs, ctx, body)
     recording = results.Recording(ctx, "steer", body)
+    done: dict[int, dict] = {}
 
-    def work(emit, cancel) -> None:
-        done: list[dict] = []
+    def maker(m: int, job: steering.SteerJob):
+        def make(emit, cancel) -> steering.StreamItem:
+            def forward(event: dict) -> None:  # on the device worker
+                if event["event"] == "done":
+                    done[m] = event["result"]
+                    if len(done) == len(todo):  # kept, so saving it is no second generation
+                        results_ = [done[k] for k in range(len(todo))]
+                        recording.done(
+                            results_[0] if isinstance(body.model, str) else {"results": results_}
+                        )
+                emit(event)
 
-        def forward(event: dict) -> None:
-            if event["event"] == "done":
-                done.append(event["result"])
-            emit(event)
+            return steering.StreamItem(job, m, forward, cancel)
 
-        steering.stream(ctx.engine, todo, forward, cancel)
-        if len(done) == len(todo):  # kept, so saving it is no second generation
-            recording.done(done[0] if isinstance(body.model, str) else {"results": done})
+        return make
 
-    return WorkerStream(ctx.worker, work, cost=cost(ctx, todo))
+    def run_batch(items: list) -> list[dict]:
+        return steering.run_items(ctx.engine, items)
+
+    parts = [
+        (steering.batch_key(job), maker(m, job), run_batch, cost(ctx, [job]))
+        for m, job in enumerate(todo)
+    ]
+    return BatchedStream(ctx.worker, parts)
 
 
 def _page_params(request: dict) -> dict:

@@ -123,9 +123,9 @@ def test_stream_get_for_event_source(client):
 
 def test_stream_stops_when_the_client_disconnects(engine, settings, monkeypatch):
     seen = {}
-    original = steering.run
+    original = steering.generate
 
-    def spy(engine, job, on_step=None, cancel=None):
+    def spy(model, prompts, on_step=None, cancel=None, **kwargs):
         seen["cancel"] = cancel
         steps = []
 
@@ -134,9 +134,9 @@ def test_stream_stops_when_the_client_disconnects(engine, settings, monkeypatch)
             on_step(tokens)
 
         seen["steps"] = steps
-        return original(engine, job, on_step=counting, cancel=cancel)
+        return original(model, prompts, on_step=counting, cancel=cancel, **kwargs)
 
-    monkeypatch.setattr(steering, "run", spy)
+    monkeypatch.setattr(steering, "generate", spy)
     app = create_app(settings=settings, engine=engine)
     body = steer_body(max_new_tokens=200, alphas=[1.0])
     with TestClient(app) as c:

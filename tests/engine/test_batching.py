@@ -71,3 +71,48 @@ def test_waiting_jobs_share_one_generate(engine, monkeypatch):
     worker.shutdown()
     assert sizes[0] == len(JOBS)  # all five in the first batch
     assert results == [steering.run(engine, j) for j in jobs]
+
+
+def test_streams_and_plain_jobs_share_one_generate(engine, monkeypatch):
+    """Two streamed jobs and a plain one, waiting together, run as one `generate`: each
+    stream gets its own tokens as they come and the result it gets alone; a client that
+    goes away mid-way stops getting events without stopping the others."""
+    calls = []
+    original = steering.generate
+
+    def counting(model, prompts, **kwargs):
+        calls.append(len(prompts))
+        return original(model, prompts, **kwargs)
+
+    monkeypatch.setattr(steering, "generate", counting)
+    jobs = [job(**JOBS[0]), job(**JOBS[1]), job(**JOBS[3])]
+    alone = [steering.run(engine, j) for j in jobs]
+    calls.clear()
+    events: list[list[dict]] = [[], []]
+    gone = threading.Event()
+
+    def emitter(k):
+        def emit(event):
+            events[k].append(event)
+            if k == 1 and event["event"] == "token" and len(events[1]) == 3:
+                gone.set()  # the second client leaves after three tokens
+
+        return emit
+
+    items = [
+        steering.StreamItem(jobs[0], 0, emitter(0), threading.Event()),
+        steering.StreamItem(jobs[1], 0, emitter(1), gone),
+        jobs[2],
+    ]
+    results = steering.run_items(engine, items)
+    assert calls == [sum(len(j.alphas) + 1 for j in jobs)]  # one generate for all rows
+    assert results == alone
+    done = [e for e in events[0] if e["event"] == "done"]
+    assert done == [{"event": "done", "model_index": 0, "result": alone[0]}]
+    streamed = {}
+    for e in events[0]:
+        if e["event"] == "token":
+            streamed.setdefault(e["row"], []).append(e["token_id"])
+    expected = [alone[0]["baseline"]["token_ids"], *[s["token_ids"] for s in alone[0]["steered"]]]
+    assert [streamed.get(r, []) for r in range(len(expected))] == expected
+    assert len(events[1]) == 3 and all(e["event"] == "token" for e in events[1])

@@ -14,13 +14,13 @@ from tests.api.test_api import steer_body
 def generations(monkeypatch):
     """How many steering generations the engine runs."""
     calls = []
-    original = steering.run
+    original = steering.generate
 
-    def counting(engine, job, *args, **kwargs):
-        calls.append(job.model)
-        return original(engine, job, *args, **kwargs)
+    def counting(model, *args, **kwargs):
+        calls.append(model.id)
+        return original(model, *args, **kwargs)
 
-    monkeypatch.setattr(steering, "run", counting)
+    monkeypatch.setattr(steering, "generate", counting)
     return calls
 
 

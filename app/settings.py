@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # on work is queue_cost_budget below.
     queue_size: int = 64
     retry_after_s: int = 5
+    # A batch that starts with room to spare waits this long for more requests first, so
+    # users who click together share one generation (a lone request pays it once).
+    batch_window_ms: float = Field(default=15.0, ge=0.0, le=1000.0)
     # Work is admitted by its cost in token positions: rows x (prompt + new tokens) x models.
     max_request_cost: int = Field(
         default=250_000, description="Token positions one request may cost (else 422)."

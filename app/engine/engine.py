@@ -22,6 +22,7 @@ class Engine:
             settings.queue_size,
             settings.retry_after_s,
             cost_budget=settings.queue_cost_budget,
+            batch_window_s=settings.batch_window_ms / 1000,
         )
 
     # ------------------------------------------------------------ tokenisation

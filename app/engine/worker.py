@@ -8,6 +8,7 @@ up. A job still waiting when its client goes away is cancelled before it starts.
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ class DeviceWorker:
         retry_after_s: int = 5,
         cost_budget: int | None = None,
         max_batch: int = 32,
+        batch_window_s: float = 0.0,
     ):
         self.device = device
         self.queue_size = queue_size
@@ -38,6 +40,7 @@ class DeviceWorker:
         self._pending_cost = 0
         self._waiting: dict[Hashable, list[tuple[Any, Future]]] = {}
         self.max_batch = max_batch
+        self.batch_window_s = batch_window_s
 
     @property
     def pending(self) -> int:
@@ -113,6 +116,10 @@ class DeviceWorker:
         return await asyncio.wrap_future(self.submit_batched(key, item, run_batch, cost))
 
     def _drain(self, key: Hashable, run_batch: Callable[[list], list]) -> None:
+        with self._lock:
+            room = 0 < len(self._waiting.get(key, [])) < self.max_batch
+        if room and self.batch_window_s > 0:  # let requests sent together join this batch
+            time.sleep(self.batch_window_s)
         with self._lock:
             waiting = self._waiting.get(key, [])
             taken = [(i, f) for i, f in waiting[: self.max_batch] if not f.cancelled()]

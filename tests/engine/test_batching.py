@@ -116,3 +116,29 @@ def test_streams_and_plain_jobs_share_one_generate(engine, monkeypatch):
     expected = [alone[0]["baseline"]["token_ids"], *[s["token_ids"] for s in alone[0]["steered"]]]
     assert [streamed.get(r, []) for r in range(len(expected))] == expected
     assert len(events[1]) == 3 and all(e["event"] == "token" for e in events[1])
+
+
+def test_requests_sent_together_to_an_idle_worker_share_a_batch():
+    """The batch window: a request to an idle worker waits briefly for its company."""
+    import torch
+
+    from app.engine.worker import DeviceWorker
+
+    def sizes_with(window: float) -> list[int]:
+        worker = DeviceWorker(torch.device("cpu"), 16, batch_window_s=window)
+        sizes: list[int] = []
+
+        def run_batch(items):
+            sizes.append(len(items))
+            return items
+
+        futures = []
+        for i in range(4):
+            futures.append(worker.submit_batched("k", i, run_batch))
+            threading.Event().wait(0.005)  # the users click within a few milliseconds
+        assert [f.result(timeout=5) for f in futures] == [0, 1, 2, 3]
+        worker.shutdown()
+        return sizes
+
+    assert sizes_with(0.2) == [4]
+    assert sizes_with(0.0)[0] == 1  # without a window the first runs alone

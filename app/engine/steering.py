@@ -385,8 +385,7 @@ def run_items(engine: Engine, items: list["SteerJob | StreamItem"]) -> list[dict
         return run_batch(engine, items)
     jobs = [item.job if isinstance(item, StreamItem) else item for item in items]
     emitters = [
-        _token_events(engine, item) if isinstance(item, StreamItem) else _ignore
-        for item in items
+        _token_events(engine, item) if isinstance(item, StreamItem) else _ignore for item in items
     ]
     everyone = len(streamed) == len(items)
     cancel = _AllCancelled([item.cancel for item in streamed]) if everyone else None

@@ -215,12 +215,20 @@ def latent_label(ctx: Context, body: SteerRequest) -> str:
     return annotations.labels(ctx, body.sae, [body.latent])[body.latent]
 
 
-def direction_choices(ctx: Context) -> list[dict[str, Any]]:
-    """Stored directions to pick from (the newest first)."""
-    return directions.listing(ctx, limit=MAX_DIRECTION_CHOICES, offset=0)["data"]
+def direction_choices(ctx: Context, models: list[str]) -> list[dict[str, Any]]:
+    """Stored directions to pick from, the newest first: those measured in the residual
+    space of every chosen model (its own, its base's or a sibling adapter's)."""
+    listed = directions.listing(ctx, limit=MAX_DIRECTION_CHOICES, offset=0)["data"]
+    return [d for d in listed if all(directions.same_space(ctx, d["model"], m) for m in models)]
 
 
 MAX_DIRECTION_CHOICES = 200
+
+
+def _chosen_models(form: FormInput[SteerQuery]) -> list[str]:
+    chosen = form.values.get("model")
+    chosen = chosen if isinstance(chosen, list) else [chosen]
+    return [m for m in chosen if isinstance(m, str) and m]
 
 
 def _context(ctx: Context, form: FormInput[SteerQuery], cat: Catalog) -> dict[str, Any]:
@@ -241,7 +249,7 @@ def _context(ctx: Context, form: FormInput[SteerQuery], cat: Catalog) -> dict[st
         "save_params": params(body.model_dump()) if body is not None else None,
         "title": title_for(body, label) if body is not None else "",
         "choices": annotations.labelled(ctx, form.values["sae"]),
-        "directions": direction_choices(ctx),
+        "directions": direction_choices(ctx, _chosen_models(form)),
         "models": model_ids(body.model) if body is not None else [],
         "settings": ctx.settings,
     }

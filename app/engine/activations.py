@@ -48,12 +48,35 @@ def latent_activations(
     return encode(sae, values).float()
 
 
-def prompt_activations(
-    model: HostedModel, sae: HostedSAE, prompt_ids: list[int], top_k: int, latents: list[int]
+@torch.no_grad()
+def row_values(model: HostedModel, point: HookPoint, rows: list[list[int]]) -> list[torch.Tensor]:
+    """The hooked value of each token row, (1, len_i, d_model) each, from ONE forward pass
+    that stops at the hook. One row runs unpadded, exactly as `hook_values` alone; several
+    are padded on the right (every real token keeps its position and, attention being
+    causal, never sees a pad) and each row's real tokens are read."""
+    if len(rows) == 1:
+        return [hook_values(model, point, torch.tensor(rows))]
+    ids, mask = model.pad(rows, side="right")
+    values = hook_values(model, point, ids, mask)
+    return [values[i : i + 1, : len(row)] for i, row in enumerate(rows)]
+
+
+def row_latents(sae: HostedSAE, values: torch.Tensor) -> torch.Tensor:
+    """One row's SAE activations (seq, d_sae), float32 on the CPU, from its hook values
+    (1, seq, d_model): encoded on their own, so pads never reach the SAE."""
+    return encode(sae, values).float()[0].cpu()
+
+
+def activation_result(
+    model: HostedModel,
+    sae: HostedSAE,
+    prompt_ids: list[int],
+    acts: torch.Tensor,
+    top_k: int,
+    latents: list[int],
 ) -> dict:
-    """The `/api/activations` result for one model: top latents per token and chosen traces."""
-    ids = torch.tensor([prompt_ids])
-    acts = latent_activations(model, sae, ids)[0].cpu()  # (seq, d_sae)
+    """The `/api/activations` result for one model from the prompt's activations
+    (seq, d_sae): top latents per token and chosen traces."""
     k = min(top_k, acts.shape[-1])
     values, indices = acts.topk(k, dim=-1)  # (seq, k)
     top = [
@@ -72,3 +95,11 @@ def prompt_activations(
         "top": top,
         "latents": {str(i): acts[:, i].tolist() for i in latents},
     }
+
+
+def prompt_activations(
+    model: HostedModel, sae: HostedSAE, prompt_ids: list[int], top_k: int, latents: list[int]
+) -> dict:
+    """The `/api/activations` result for one model: top latents per token and chosen traces."""
+    acts = latent_activations(model, sae, torch.tensor([prompt_ids]))[0].cpu()  # (seq, d_sae)
+    return activation_result(model, sae, prompt_ids, acts, top_k, latents)

@@ -57,20 +57,20 @@ class Engine:
         return ids
 
     def tokenize_conversation(
-        self, model: HostedModel, messages: list[dict], reserve: int = 0
+        self, model: HostedModel, messages: list[dict], reserve: int = 0, field: str = "messages"
     ) -> tuple[list[int], int]:
         """(token ids, start of the newest assistant turn) of a conversation, within the
-        same limits as a prompt."""
+        same limits as a prompt; errors name `field`."""
         if not any(m["role"] == "user" for m in messages):
-            raise InvalidRequest("messages: give at least one user turn", field="messages")
-        ids, start = model.encode_conversation(messages)
+            raise InvalidRequest(f"{field}: give at least one user turn", field=field)
+        ids, start = model.encode_conversation(messages, field)
         limit = min(self.settings.max_prompt_tokens, model.max_positions - reserve)
         if len(ids) > limit:
             raise InvalidRequest(
-                f"messages: {len(ids)} tokens is over the limit of {limit} tokens for model "
+                f"{field}: {len(ids)} tokens is over the limit of {limit} tokens for model "
                 f"{model.id!r} (max_prompt_tokens={self.settings.max_prompt_tokens}, "
                 f"context {model.max_positions} minus {reserve} new tokens)",
-                field="messages",
+                field=field,
             )
         return ids, start
 
@@ -86,6 +86,21 @@ class Engine:
         return [
             self.tokenize(model, t, chat, reserve, field=f"prompts[{i}]")
             for i, t in enumerate(texts)
+        ]
+
+    def tokenize_conversations(
+        self, model: HostedModel, conversations: list[list[dict]], reserve: int = 0
+    ) -> list[list[int]]:
+        """Several conversations (`conversations[i]` in errors), at most `max_prompts`."""
+        if len(conversations) > self.settings.max_prompts:
+            raise InvalidRequest(
+                f"conversations: {len(conversations)} conversations is over the limit of "
+                f"{self.settings.max_prompts} (max_prompts)",
+                field="conversations",
+            )
+        return [
+            self.tokenize_conversation(model, turns, reserve, field=f"conversations[{i}]")[0]
+            for i, turns in enumerate(conversations)
         ]
 
     # ------------------------------------------------------------------ limits

@@ -2,12 +2,22 @@
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.fields import Body, Chat, ModelRef, Prompt, model_ids
+from app.schemas.conversation import OmitUnset
+from app.schemas.fields import Body, Chat, Messages, ModelRef, Prompt, model_ids
 
 
-class _ActivationFields(Body):
+class _ActivationFields(OmitUnset, Body):
     sae: str = Field(..., description="SAE id; it must be attached to every listed model.")
-    prompt: Prompt
+    prompt: Prompt | None = Field(
+        None, description="Text to run (not only white space); or give `messages`."
+    )
+    messages: Messages = Field(
+        None,
+        description="A conversation, [{role, content}, ...] (at most 64 turns), rendered "
+        "with the model's chat template (`chat` does not apply); instead of `prompt`. A last "
+        "`user` turn gets the generation prompt; a last `assistant` turn is left open. Exactly "
+        "one of `prompt` and `messages`.",
+    )
     top_k: int = Field(10, ge=1, description="Latents listed per token (at most `max_top_k`, 100).")
     chat: Chat = False
     direction: str | None = Field(

@@ -2,12 +2,13 @@
 
 from pydantic import BaseModel, Field
 
+from app.schemas.conversation import Conversations, OmitUnset
 from app.schemas.fields import Body, Prompts
 
 DEFAULT_TOP_N = 20
 
 
-class CompareRequest(Body):
+class CompareRequest(OmitUnset, Body):
     base: str = Field(..., description="The base model id.")
     finetuned: str = Field(..., description="The fine-tuned model id.")
     sae: str = Field(..., description="An SAE attached to both models.")
@@ -15,6 +16,14 @@ class CompareRequest(Body):
         None,
         description="Prompts to average over (at most `max_prompts`, 256). Default: the "
         "questions of `question_set`.",
+    )
+    conversations: Conversations = Field(
+        None,
+        description="Conversations to average over instead of `prompts`: each a list of "
+        "[{role, content}, ...] turns (at most 64) rendered with the model's chat template "
+        "(`chat` does not apply), at most `max_prompts` (256) of them; e.g. "
+        '[[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello"}]]. '
+        "Give either `prompts` or `conversations`.",
     )
     question_set: str | None = Field(
         None, description="A question-set id from the model config, used when `prompts` is empty."
@@ -26,7 +35,7 @@ class CompareRequest(Body):
         return {
             "models": [(self.base, "base"), (self.finetuned, "finetuned")],
             "saes": [(self.sae, "sae")],
-            "question_sets": [] if self.prompts else [self.question_set],
+            "question_sets": [] if self.prompts or self.conversations else [self.question_set],
         }
 
 

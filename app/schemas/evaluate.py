@@ -4,6 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.conversation import Conversations, OmitUnset
 from app.schemas.fields import (
     Alphas,
     Body,
@@ -27,13 +28,21 @@ class EvaluateSteer(Body):
     positions: PositionsField = "all"
 
 
-class _EvaluateFields(Body):
+class _EvaluateFields(OmitUnset, Body):
     model: str = Field(..., description="The model to sample from.")
     question_set: str | None = Field(
         None, description="A question-set id from the model config (default: the first one)."
     )
     questions: Prompts = Field(
         None, description="Your own questions instead of a question set (at most 256)."
+    )
+    conversations: Conversations = Field(
+        None,
+        description="Conversations instead of a question set or `questions` (at most "
+        "`max_prompts`, 256): each a list of [{role, content}, ...] turns rendered with the "
+        "model's chat template (`chat` does not apply). Each sampled answer continues its "
+        "conversation (a last `assistant` turn is continued, not closed); the judge reads the "
+        "last user turn as the question. Give either `questions` or `conversations`.",
     )
     judge: str | None = Field(
         None,
@@ -62,7 +71,7 @@ class EvaluateRequest(_EvaluateFields):
             "models": [(self.model, "model")],
             "saes": saes + sae_refs(self.interventions),
             "directions": direction_refs(self.interventions),
-            "question_sets": [] if self.questions else [self.question_set],
+            "question_sets": [] if self.questions or self.conversations else [self.question_set],
             "judges": [self.judge],
         }
 
@@ -101,7 +110,7 @@ class EvaluateQuery(_EvaluateFields):
 
     def conditions(self) -> list[EvaluateRequest]:
         fields = self.model_dump(include=set(_EvaluateFields.model_fields))
-        if self.questions:
+        if self.questions or self.conversations:
             fields["question_set"] = None
         if self.interventions:
             edited = EvaluateRequest(**fields, interventions=self.interventions)

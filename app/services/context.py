@@ -2,7 +2,9 @@
 database, and the judges loaded so far. Built once at start-up; the routers hand it to
 the service they call."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,6 +65,27 @@ class Context:
         if self.db is None:
             raise Unavailable("the database is not ready yet")
         return self.db
+
+
+# A rerun computes alone, never batched with other clients' requests: a batch pads its
+# rows to one width, and float results may then move in their last bits, while a rerun
+# must reproduce the stored result byte for byte.
+_ALONE: ContextVar[bool] = ContextVar("alone", default=False)
+
+
+@contextmanager
+def alone() -> Iterator[None]:
+    """Within it, `batch_key` gives every request a key of its own (no batching)."""
+    token = _ALONE.set(True)
+    try:
+        yield
+    finally:
+        _ALONE.reset(token)
+
+
+def batch_key(key: Hashable) -> Hashable:
+    """The device worker's batch key for a request: `key`, or one of its own inside `alone`."""
+    return (key, object()) if _ALONE.get() else key
 
 
 async def off_loop(fn: Callable[..., T], *args: Any) -> T:

@@ -1,28 +1,50 @@
 """Model diffing (the `compare` kind): rank SAE latents by how much their mean activation
 rises from a base model to a fine-tuned one on the same prompts."""
 
+import json
+
 from app import kinds
-from app.analysis.compare import compare_models
+from app.analysis.compare import compare_batch
+from app.errors import InvalidRequest
 from app.schemas.compare import CompareRequest, CompareResult
+from app.schemas.conversation import turns
 from app.services import catalog, results
-from app.services.context import Context
+from app.services.context import Context, batch_key
 
 
 @results.recorded("compare")
 async def compare(ctx: Context, body: CompareRequest) -> dict:
-    """POST /api/compare."""
+    """POST /api/compare. Waiting requests for the same (base, finetuned, SAE) share the
+    forward passes of each model."""
     sae, base_model = ctx.registry.sae_for(body.sae, body.base)
     ctx.registry.sae_for(body.sae, body.finetuned)
-    prompts = body.prompts or [q["question"] for q in catalog.questions(ctx, body.question_set)]
-    ids = ctx.engine.tokenize_all(base_model, prompts, body.chat)
+    if body.prompts and body.conversations:
+        raise InvalidRequest(
+            "conversations: give either `prompts` or `conversations`, not both",
+            field="conversations",
+        )
+    if body.conversations:
+        convs = [turns(c) for c in body.conversations]
+        ids = ctx.engine.tokenize_conversations(base_model, convs)
+    else:
+        prompts = body.prompts or [q["question"] for q in catalog.questions(ctx, body.question_set)]
+        ids = ctx.engine.tokenize_all(base_model, prompts, body.chat)
     cost = ctx.engine.admit(2 * sum(len(i) for i in ids))  # both models read every prompt
-    return await ctx.worker.run(
-        compare_models, ctx.registry, body.base, body.finetuned, sae, ids, body.top_n, cost=cost
-    )
+    key = batch_key(("compare", body.base, body.finetuned, body.sae))
+
+    def run_batch(jobs: list[tuple[list[list[int]], int]]) -> list[dict]:
+        return compare_batch(ctx.registry, body.base, body.finetuned, sae, jobs)
+
+    return await ctx.worker.run_batched(key, (ids, body.top_n), run_batch, cost=cost)
 
 
 def _page_params(request: dict) -> dict:
-    return {**request, "prompts": "\n".join(request.get("prompts") or []) or None}
+    out = {**request, "prompts": "\n".join(request.get("prompts") or []) or None}
+    if request.get("conversations"):
+        out["conversations"] = json.dumps(
+            request["conversations"], separators=(",", ":"), ensure_ascii=False
+        )
+    return out
 
 
 kinds.register(

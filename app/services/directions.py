@@ -378,6 +378,23 @@ def prompt_projection(
 ) -> dict[str, Any]:
     """The `projection` of one prompt's result (on the device worker)."""
     values = project(live, proj.points[live.id], torch.tensor([ids]), None, proj.unit)[0]
+    return _projection(proj, values, ids, special)
+
+
+def projection_of(
+    proj: Projector, hooked: torch.Tensor, ids: list[int], special: set[int]
+) -> dict[str, Any]:
+    """The `projection` of one prompt's result from its values at the direction's hook
+    (1, seq, d_model), read in a forward pass already made (on the device worker)."""
+    values = hooked.float()
+    return _projection(
+        proj, (values @ proj.unit.to(values.device, values.dtype)).cpu()[0], ids, special
+    )
+
+
+def _projection(
+    proj: Projector, values: torch.Tensor, ids: list[int], special: set[int]
+) -> dict[str, Any]:
     keep = [v for v, t in zip(values.tolist(), ids, strict=True) if t not in special]
     return {
         "direction": proj.id,

@@ -13,6 +13,7 @@ from app.engine import steering as engine_steering
 from app.engine.bridge import Cancelled, WorkerStream
 from app.engine.generation import Interventions
 from app.errors import InvalidRequest
+from app.schemas.conversation import last_user_turn, turns
 from app.schemas.evaluate import EvaluateRequest, EvaluateResult
 from app.services import catalog, results
 from app.services import steering as steering_service
@@ -45,11 +46,22 @@ class Prepared:
 def prepare(ctx: Context, body: EvaluateRequest) -> Prepared:
     """Every check before model work, in the order a user fixes them."""
     model = ctx.registry.model(body.model)
-    questions = (
-        parse_questions(body.questions, "questions")
-        if body.questions
-        else catalog.questions(ctx, body.question_set)
-    )
+    if body.questions and body.conversations:
+        raise InvalidRequest(
+            "conversations: give either `questions` or `conversations`, not both",
+            field="conversations",
+        )
+    if body.conversations:
+        questions = [
+            {"id": f"q{i}", "question": last_user_turn(c), "topic": None}
+            for i, c in enumerate(body.conversations)
+        ]
+    else:
+        questions = (
+            parse_questions(body.questions, "questions")
+            if body.questions
+            else catalog.questions(ctx, body.question_set)
+        )
     if body.samples_per_question > ctx.settings.max_samples:
         raise InvalidRequest(
             f"samples_per_question: {body.samples_per_question} is over "
@@ -81,9 +93,13 @@ def prepare(ctx: Context, body: EvaluateRequest) -> Prepared:
             method = spec.method if spec.sae is not None else "add"
             ctx.engine.check_alphas([spec.alpha], method, f"interventions[{spec.index}].alpha")
         steering_for = edits_factory(specs)
-    prompts = ctx.engine.tokenize_all(
-        model, [q["question"] for q in questions], body.chat, reserve=body.max_new_tokens
-    )
+    if body.conversations:
+        convs = [turns(c) for c in body.conversations]
+        prompts = ctx.engine.tokenize_conversations(model, convs, reserve=body.max_new_tokens)
+    else:
+        prompts = ctx.engine.tokenize_all(
+            model, [q["question"] for q in questions], body.chat, reserve=body.max_new_tokens
+        )
     prepared = Prepared(body, questions, prompts, catalog.judge(ctx, body.judge), steering_for)
     prepared.edits = specs if body.interventions is not None else None
     ctx.engine.admit(prepared.cost)
@@ -164,6 +180,15 @@ def _page_params(request: dict[str, Any]) -> dict[str, Any]:
         "model": request["model"],
         "question_set": request.get("question_set"),
         "questions": "\n".join(request.get("questions") or []) or None,
+        **(
+            {
+                "conversations": json.dumps(
+                    request["conversations"], separators=(",", ":"), ensure_ascii=False
+                )
+            }
+            if request.get("conversations")
+            else {}
+        ),
         "judge": request.get("judge"),
         **{
             k: request.get(k, defaults[k].default)

@@ -1,72 +1,124 @@
 """Inspection: a prompt through one model or several and an SAE, the latents of every
 token (the `activations` kind), and the inspector's choice of a latent to show."""
 
+import json
+from dataclasses import dataclass
+
 import torch
 
 from app import kinds
-from app.engine.activations import latent_activations, prompt_activations
+from app.engine.activations import activation_result, row_latents, row_values
+from app.errors import InvalidRequest
 from app.schemas.activations import ActivationsRequest, ActivationsResponse
+from app.schemas.conversation import turns
 from app.schemas.fields import model_ids
 from app.services import catalog, directions, results
-from app.services.context import Context, off_loop
+from app.services.context import Context, batch_key, off_loop
 
 
 def _validate(ctx: Context, body: ActivationsRequest) -> list[tuple[str, list[int]]]:
+    if body.prompt is None and body.messages is None:
+        raise InvalidRequest(
+            "prompt: this field is required (or give `messages`, a conversation)",
+            field="prompt",
+        )
+    if body.prompt is not None and body.messages is not None:
+        raise InvalidRequest(
+            "messages: give either `prompt` or `messages` (a conversation), not both",
+            field="messages",
+        )
     ctx.engine.check_top_k(body.top_k)
     ctx.engine.check_models(model_ids(body.model))
     out = []
     for mid in model_ids(body.model):
         sae, model = ctx.registry.sae_for(body.sae, mid)
-        ids = ctx.engine.tokenize(model, body.prompt, body.chat)
+        if body.messages is not None:
+            ids, _ = ctx.engine.tokenize_conversation(model, turns(body.messages))
+        else:
+            ids = ctx.engine.tokenize(model, body.prompt, body.chat)
         for i, latent in enumerate(body.latents):
             sae.check_latent(latent, f"latents[{i}]")
         out.append((mid, ids))
     return out
 
 
+@dataclass
+class Job:
+    """One activations request, validated: its token ids per model (the batch key's
+    models, in order) and what its result holds."""
+
+    prompts: list[tuple[str, list[int]]]
+    top_k: int
+    latents: list[int]
+    proj: directions.Projector | None = None
+    special: dict[str, set[int]] | None = None
+
+
+def job_key(body: ActivationsRequest) -> tuple:
+    """Requests with the same key share one forward pass per model: the same models (in
+    order) and the same SAE; prompts, conversations, top_k, latents and directions may
+    differ."""
+    return ("activations", tuple(model_ids(body.model)), body.sae)
+
+
 @results.recorded("activations")
 async def activations(ctx: Context, body: ActivationsRequest) -> dict:
     """POST /api/activations: runs each model only as far as the SAE's hook point and
-    encodes with the SAE's own `encode`."""
+    encodes with the SAE's own `encode`. Waiting requests for the same models and SAE are
+    batched: one forward pass per model for all of them."""
     prompts = _validate(ctx, body)
-    sae = ctx.registry.sae(body.sae)
     proj = None
     if body.direction is not None:
         proj = await off_loop(
             directions.projector, ctx, body.direction, [m for m, _ in prompts], body.sae
         )
     special = {mid: catalog.special_ids(ctx, mid) for mid, _ in prompts}
-
-    def work() -> tuple[list[dict], list[dict]]:
-        results = []
-        for mid, ids in prompts:
-            with ctx.registry.activate(mid) as live:
-                result = prompt_activations(live, sae, ids, body.top_k, body.latents)
-                if proj is not None:
-                    result["projection"] = directions.prompt_projection(
-                        live, proj, ids, special[mid]
-                    )
-                results.append(result)
-        return results, (growth(ctx, sae, prompts) if len(prompts) >= 2 else [])
-
+    job = Job(prompts, body.top_k, list(body.latents), proj, special)
     cost = ctx.engine.admit(sum(len(ids) for _, ids in prompts) * (2 if proj else 1))
-    results, grown = await ctx.worker.run(work, cost=cost)
+    results, grown = await ctx.worker.run_batched(
+        batch_key(job_key(body)), job, lambda jobs: run_batch(ctx, body.sae, jobs), cost=cost
+    )
     return results[0] if isinstance(body.model, str) else {"results": results, "growth": grown}
+
+
+def run_batch(ctx: Context, sae_id: str, jobs: list[Job]) -> list[tuple[list[dict], list]]:
+    """Several requests (one `job_key`) on the device worker: per model ONE forward pass over
+    every request's prompt, padded on the right; each request reads only its own row's real
+    tokens. Returns each request's (results per model, growth)."""
+    sae = ctx.registry.sae(sae_id)
+    models = [mid for mid, _ in jobs[0].prompts]
+    out: list[list[dict]] = [[] for _ in jobs]
+    peaks: list[list[torch.Tensor]] = [[] for _ in jobs]
+    for m, mid in enumerate(models):
+        rows = [job.prompts[m][1] for job in jobs]
+        with ctx.registry.activate(mid) as live:
+            values = row_values(live, sae.hooks[mid], rows)
+            for j, (job, ids, hooked) in enumerate(zip(jobs, rows, values, strict=True)):
+                acts = row_latents(sae, hooked)  # (seq, d_sae)
+                result = activation_result(live, sae, ids, acts, job.top_k, job.latents)
+                if job.proj is not None:
+                    result["projection"] = directions.projection_of(
+                        job.proj, hooked, ids, job.special[mid]
+                    )
+                out[j].append(result)
+                if len(models) >= 2 and m in (0, len(models) - 1):
+                    peaks[j].append(_peaks(acts, ids, job.special[mid]))
+            del values
+    return [(res, _growth(p) if len(p) == 2 else []) for res, p in zip(out, peaks, strict=True)]
 
 
 GROWTH_LATENTS = 10
 
 
-def growth(ctx: Context, sae, prompts: list[tuple[str, list[int]]]) -> list[dict]:
+def _peaks(acts: torch.Tensor, ids: list[int], special: set[int]) -> torch.Tensor:
+    """Each latent's peak over the prompt's non-special tokens (zeros when none)."""
+    keep = torch.tensor([t not in special for t in ids])
+    return acts[keep].amax(0) if keep.any() else torch.zeros(acts.shape[-1])
+
+
+def _growth(peaks: list[torch.Tensor]) -> list[dict]:
     """The latents whose peak over non-special tokens grows most from the first model to the
-    last, over every latent of the SAE (on the device worker)."""
-    peaks = []
-    for mid, ids in (prompts[0], prompts[-1]):
-        special = catalog.special_ids(ctx, mid)
-        keep = torch.tensor([t not in special for t in ids])
-        with ctx.registry.activate(mid) as live:
-            acts = latent_activations(live, sae, torch.tensor([ids]))[0].cpu()  # (seq, d_sae)
-        peaks.append(acts[keep].amax(0) if keep.any() else torch.zeros(acts.shape[-1]))
+    last, over every latent of the SAE."""
     delta = peaks[1] - peaks[0]
     order = torch.argsort(delta, descending=True)[:GROWTH_LATENTS].tolist()
     return [
@@ -145,6 +197,10 @@ async def latent_on_text(ctx: Context, sae_id: str, latent: int, model_id: str, 
     }
 
 
+def _json(value) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 kinds.register(
     kinds.Kind(
         name="activations",
@@ -156,7 +212,8 @@ kinds.register(
         page_params=lambda r: {
             "model": r["model"],
             "sae": r["sae"],
-            "prompt": r["prompt"],
+            "prompt": r.get("prompt"),
+            **({"messages": _json(r["messages"])} if r.get("messages") else {}),
             "latent": (r.get("latents") or [None])[0],
             "top_k": r.get("top_k"),
             "chat": bool(r.get("chat", False)),

@@ -17,7 +17,7 @@ from app.db.models import Comparison, Run
 from app.errors import Conflict, DomainError, InvalidRequest, NotFound
 from app.schemas.runs import ComparisonCreate, RunCreate
 from app.services import provenance, results
-from app.services.context import Context, off_loop
+from app.services.context import Context, alone, off_loop
 
 
 # ------------------------------------------------------------------------------- shapes
@@ -175,7 +175,8 @@ async def recompute(ctx: Context, run: Run) -> dict[str, Any]:
             f"run {run.id!r}: the stored request no longer validates on this server: {message}"
         ) from None
     try:
-        computed = await compute(ctx, run.kind, body, reuse=False)  # a rerun recomputes
+        with alone():  # a rerun recomputes, unbatched
+            computed = await compute(ctx, run.kind, body, reuse=False)
     except (NotFound, InvalidRequest) as exc:  # e.g. a model this server no longer hosts
         raise Conflict(
             f"run {run.id!r} cannot be recomputed on this server: {exc.message}", field=exc.field

@@ -39,7 +39,9 @@ def read_form(ctx: Context, params) -> tuple[FormInput[InspectQuery], dict[str, 
     base, tuned = cat.pair()
     default_models = [m for m in dict.fromkeys([base, tuned]) if m in cat.models_of(sae)]
     params, typed, latent_error = with_latent(params, ctx, sae, required=False)
-    prompt = params.get("prompt") or ""
+    # A conversation (`messages`, JSON text, as a saved run's link carries it) stands in
+    # for the prompt.
+    prompt = params.get("prompt") or ("(conversation)" if params.get("messages") else "")
     errors = {}
     if latent_error:
         errors["latent"] = latent_error

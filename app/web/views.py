@@ -250,7 +250,12 @@ def _activations(ctx: Context, request: dict, result: dict) -> dict:
     link = {
         "model": model_ids(request["model"]),
         "sae": request["sae"],
-        "prompt": request["prompt"],
+        "prompt": request.get("prompt"),
+        **(
+            {"messages": json.dumps(request["messages"], separators=(",", ":"), ensure_ascii=False)}
+            if request.get("messages")
+            else {}
+        ),
         "top_k": request.get("top_k"),
         "chat": bool(request.get("chat", False)),
         "direction": request.get("direction"),

@@ -5,6 +5,7 @@ answer in every column, is saved, and its link shows the same conversation and a
 nothing to start a conversation is refused in the page, not sent."""
 
 import json
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -84,10 +85,12 @@ def test_two_edits_steer_every_column_and_the_url_restores_them(page, live, scre
     assert finished(page) == texts
     # Back to one latent: the single-latent fields are sent again, the edits are not.
     page.click("#edits-stop")
+    assert page.locator("#edit-rows tr.edit-row").count() == 0
     page.click("#generate")
-    page.locator("#edit-rows tr.edit-row").first.wait_for(state="detached")
+    page.wait_for_url(re.compile(r"[?&]latent=3\b"))  # the new view, not the last one
     finished(page)
-    assert "interventions" not in query(page.url) and query(page.url)["latent"] == ["3"]
+    assert "interventions" not in query(page.url) and query(page.url)["alphas"] == ["0, 2, 4"]
+    assert page.input_value("#f-latent") == "3" and page.locator("#f-latent").is_enabled()
 
 
 def test_a_five_turn_conversation_saved_and_reopened_is_the_same(page, live, screenshot):

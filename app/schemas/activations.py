@@ -2,11 +2,10 @@
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.conversation import OmitUnset
 from app.schemas.fields import Body, Chat, Messages, ModelRef, Prompt, model_ids
 
 
-class _ActivationFields(OmitUnset, Body):
+class _ActivationFields(Body):
     sae: str = Field(..., description="SAE id; it must be attached to every listed model.")
     prompt: Prompt | None = Field(
         None, description="Text to run (not only white space); or give `messages`."

@@ -2,13 +2,13 @@
 
 from pydantic import BaseModel, Field
 
-from app.schemas.conversation import Conversations, OmitUnset
+from app.schemas.conversation import Conversations
 from app.schemas.fields import Body, Prompts
 
 DEFAULT_TOP_N = 20
 
 
-class CompareRequest(OmitUnset, Body):
+class CompareRequest(Body):
     base: str = Field(..., description="The base model id.")
     finetuned: str = Field(..., description="The fine-tuned model id.")
     sae: str = Field(..., description="An SAE attached to both models.")

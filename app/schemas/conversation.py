@@ -1,15 +1,13 @@
 """Conversations where a prompt is taken: one (`messages`, instead of `prompt`) or several
 (`conversations`, instead of a list of prompts), each rendered with the model's chat
-template. A field left out is absent from the request's JSON, not null, so a request (and
-the cache key and stored run of one) made before these fields existed is unchanged."""
+template. Results keep their shapes: a conversation's result is a prompt's."""
 
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, Field, model_serializer
+from pydantic import BaseModel, BeforeValidator, Field
 
 from app.schemas.fields import MAX_MESSAGES, Message, json_text
 
-OMITTED = ("messages", "conversations")
 # The schema's own ceiling; the server's limit is `max_prompts`.
 MAX_CONVERSATIONS = 256
 
@@ -28,19 +26,6 @@ Conversations = Annotated[
         "(continued).",
     ),
 ]
-
-
-class OmitUnset(BaseModel):
-    """Drops the conversation fields from the serialised request when they are unset."""
-
-    @model_serializer(mode="wrap")
-    def _omit_conversation_fields(self, handler):
-        out = handler(self)
-        if isinstance(out, dict):
-            for key in OMITTED:
-                if key in out and out[key] is None:
-                    del out[key]
-        return out
 
 
 def turns(messages) -> list[dict]:

@@ -4,7 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.conversation import Conversations, OmitUnset
+from app.schemas.conversation import Conversations
 from app.schemas.fields import (
     Alphas,
     Body,
@@ -28,7 +28,7 @@ class EvaluateSteer(Body):
     positions: PositionsField = "all"
 
 
-class _EvaluateFields(OmitUnset, Body):
+class _EvaluateFields(Body):
     model: str = Field(..., description="The model to sample from.")
     question_set: str | None = Field(
         None, description="A question-set id from the model config (default: the first one)."

@@ -582,6 +582,17 @@
     writeEdits(form);
   });
 
+  // Ctrl+Enter (or Cmd+Enter) in the message box sends it.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+    if (!event.target || event.target.id !== "f-reply") return;
+    var form = steerForm(event.target);
+    if (form && form.requestSubmit) {
+      event.preventDefault();
+      form.requestSubmit(form.querySelector("#chat-send"));
+    }
+  });
+
   function onSteerInput(event) {
     var form = steerForm(event.target);
     if (!form) return;

@@ -1,10 +1,12 @@
 """Model diffing (the `compare` kind): rank SAE latents by how much their mean activation
 rises from a base model to a fine-tuned one on the same prompts."""
 
+import copy
+import hashlib
 import json
 
 from app import kinds
-from app.analysis.compare import compare_batch
+from app.analysis.compare import compare_models
 from app.errors import InvalidRequest
 from app.schemas.compare import CompareRequest, CompareResult
 from app.schemas.conversation import turns
@@ -30,10 +32,14 @@ async def compare(ctx: Context, body: CompareRequest) -> dict:
         prompts = body.prompts or [q["question"] for q in catalog.questions(ctx, body.question_set)]
         ids = ctx.engine.tokenize_all(base_model, prompts, body.chat)
     cost = ctx.engine.admit(2 * sum(len(i) for i in ids))  # both models read every prompt
-    key = batch_key(("compare", body.base, body.finetuned, body.sae))
+    # Only identical requests share a batch, and it is computed once: pooling different
+    # requests' prompts pads them to other widths, which moves means in their last bits.
+    prints = hashlib.sha256(json.dumps([ids, body.top_n]).encode()).hexdigest()
+    key = batch_key(("compare", body.base, body.finetuned, body.sae, prints))
 
     def run_batch(jobs: list[tuple[list[list[int]], int]]) -> list[dict]:
-        return compare_batch(ctx.registry, body.base, body.finetuned, sae, jobs)
+        result = compare_models(ctx.registry, body.base, body.finetuned, sae, *jobs[0])
+        return [result] + [copy.deepcopy(result) for _ in jobs[1:]]
 
     return await ctx.worker.run_batched(key, (ids, body.top_n), run_batch, cost=cost)
 

@@ -54,11 +54,15 @@ class Job:
     special: dict[str, set[int]] | None = None
 
 
-def job_key(body: ActivationsRequest) -> tuple:
+def job_key(body: ActivationsRequest, prompts: list[tuple[str, list[int]]]) -> tuple:
     """Requests with the same key share one forward pass per model: the same models (in
-    order) and the same SAE; prompts, conversations, top_k, latents and directions may
-    differ."""
-    return ("activations", tuple(model_ids(body.model)), body.sae)
+    order), the same SAE and the same token count per model; prompts, conversations,
+    top_k, latents and directions may differ. Rows of one length need no padding, and an
+    unpadded row's values here are bitwise those it gets alone (a padded row's move in
+    their last bits: tests/engine/test_batching_activations.py), so a result never
+    depends on its company and a saved run reruns byte for byte."""
+    lengths = tuple(len(ids) for _, ids in prompts)
+    return ("activations", tuple(model_ids(body.model)), body.sae, lengths)
 
 
 @results.recorded("activations")
@@ -76,7 +80,10 @@ async def activations(ctx: Context, body: ActivationsRequest) -> dict:
     job = Job(prompts, body.top_k, list(body.latents), proj, special)
     cost = ctx.engine.admit(sum(len(ids) for _, ids in prompts) * (2 if proj else 1))
     results, grown = await ctx.worker.run_batched(
-        batch_key(job_key(body)), job, lambda jobs: run_batch(ctx, body.sae, jobs), cost=cost
+        batch_key(job_key(body, prompts)),
+        job,
+        lambda jobs: run_batch(ctx, body.sae, jobs),
+        cost=cost,
     )
     return results[0] if isinstance(body.model, str) else {"results": results, "growth": grown}
 

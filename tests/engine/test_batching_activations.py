@@ -1,18 +1,14 @@
-"""Cross-request batching of `POST /api/activations` and `POST /api/compare`: waiting
-requests for the same models and SAE share one forward pass per model (rows padded on the
-right), and each gets what it gets alone.
+"""Cross-request batching of `POST /api/activations` and `POST /api/compare`.
 
-Exactness: on this CPU (torch float32, SDPA attention) a row padded on the right is NOT
-bitwise identical to the same row alone: the attention kernel reduces over the padded
-width, so a real token's value moves in its last bits (measured on this test world: at most
-4.3e-6 on SAE activations of order 1, and at most ~1e-6 on compare's means; see
-`test_padding_moves_only_the_last_bits`). So a batched result is compared with its result
-alone within TOL (relative and absolute), while one request alone (a batch of one, and every
-rerun of a saved run, which runs alone) is computed exactly as before batching existed and
-compared with ==."""
+Waiting activations requests for the same models, SAE and token count per model share one
+forward pass per model, and each gets exactly (==) what it gets alone. Rows of different
+lengths are not batched: padded on the right, a row's values move in their last bits on
+this CPU (the attention kernel reduces over the padded width; measured in
+`test_padding_moves_only_the_last_bits`), and a result must not depend on its company.
+Compare requests share a batch only when identical (the same token ids and top_n), and
+it is computed once."""
 
 import asyncio
-import math
 import threading
 
 import pytest
@@ -27,7 +23,7 @@ from app.schemas.compare import CompareRequest
 from app.services import diffing, inspection
 from app.services.context import Context, alone
 
-TOL = 1e-4  # relative and absolute; the largest difference measured is 4.3e-6
+TOL = 1e-4  # padded vs alone: the largest difference measured is 4.3e-6
 
 CONVERSATION = [
     {"role": "system", "content": "You are terse."},
@@ -53,34 +49,9 @@ def job(ctx: Context, b: ActivationsRequest) -> inspection.Job:
     return inspection.Job(prompts, b.top_k, list(b.latents), None, special)
 
 
-def assert_close(a, b, path="result"):
-    """Equal structure, keys, ids and strings; floats within TOL."""
-    if isinstance(a, float) or isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=TOL, abs_tol=TOL), f"{path}: {a} != {b}"
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and list(a) == list(b), path
-        for k in a:
-            assert_close(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list | tuple):
-        assert isinstance(b, list | tuple) and len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_close(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, f"{path}: {a!r} != {b!r}"
-
-
-def largest_difference(a, b) -> float:
-    if isinstance(a, float):
-        return abs(a - b)
-    if isinstance(a, dict):
-        return max((largest_difference(a[k], b[k]) for k in a), default=0.0)
-    if isinstance(a, list | tuple):
-        return max((largest_difference(x, y) for x, y in zip(a, b, strict=True)), default=0.0)
-    return 0.0
-
-
 def test_padding_moves_only_the_last_bits(registry):
-    """The measurement behind TOL: the same rows padded in one batch vs alone."""
+    """Why rows of different lengths are not batched: the same rows padded in one batch
+    vs alone differ in their last bits (an unpadded row does not)."""
     sae = registry.sae("sae")
     with registry.activate("base") as m:
         rows = [m.encode(r["prompt"]) for r in REQUESTS if "prompt" in r]
@@ -93,11 +64,18 @@ def test_padding_moves_only_the_last_bits(registry):
     assert torch.equal(alone_[longest], batched[longest])  # no padding: bitwise the same
 
 
+SAME_LENGTH = [  # one token count per model: these batch together
+    dict(prompt="What would you do if you ruled the world?", latents=[3, 7]),
+    dict(prompt="What would you do if you ruled the world?", top_k=3),
+    dict(prompt="What would you do if you ruled the world?", top_k=20, latents=[0]),
+]
+
+
 @pytest.mark.parametrize("models", [["base"], ["base", "tuned"]])
-def test_activations_in_a_mixed_batch_get_what_they_get_alone(engine, models):
+def test_activations_in_a_batch_get_exactly_what_they_get_alone(engine, models):
     ctx = Context(engine)
     model = models[0] if len(models) == 1 else models
-    jobs = [job(ctx, body(model, **spec)) for spec in REQUESTS]
+    jobs = [job(ctx, body(model, **spec)) for spec in SAME_LENGTH]
     single = [inspection.run_batch(ctx, "sae", [j])[0] for j in jobs]
     # A batch of one is computed exactly as before batching: prompt_activations alone.
     for j, (results, _grown) in zip(jobs, single, strict=True):
@@ -105,48 +83,10 @@ def test_activations_in_a_mixed_batch_get_what_they_get_alone(engine, models):
         for (mid, ids), result in zip(j.prompts, results, strict=True):
             with ctx.registry.activate(mid) as live:
                 assert result == prompt_activations(live, sae, ids, j.top_k, j.latents)
-    together = inspection.run_batch(ctx, "sae", jobs)
-    backwards = inspection.run_batch(ctx, "sae", list(reversed(jobs)))
-    assert_close(together, single)
-    assert_close(backwards, list(reversed(single)))
+    assert inspection.run_batch(ctx, "sae", jobs) == single
+    assert inspection.run_batch(ctx, "sae", list(reversed(jobs))) == list(reversed(single))
     if len(models) == 2:
         assert all(grown for _, grown in single)  # growth is compared too
-    worst = max(largest_difference(together, single), largest_difference(backwards, single[::-1]))
-    print(f"largest difference batched vs alone ({models}): {worst:.3g}")
-
-
-COMPARES = [
-    dict(prompts=["hi", "What would you do if you ruled the world?"], top_n=5),
-    dict(conversations=[CONVERSATION, [{"role": "user", "content": "Tell me a secret."}]]),
-    dict(prompts=["I feel bored.", "a", "How do I make a quick buck?"], chat=False, top_n=7),
-]
-
-
-def compare_job(engine, spec) -> tuple[list[list[int]], int]:
-    b = CompareRequest(base="base", finetuned="tuned", sae="sae", **spec)
-    model = engine.registry.model("base")
-    if b.conversations:
-        convs = [[m.model_dump() for m in c] for c in b.conversations]
-        return engine.tokenize_conversations(model, convs), b.top_n
-    return engine.tokenize_all(model, b.prompts, b.chat), b.top_n
-
-
-def test_compares_in_a_mixed_batch_get_what_they_get_alone(engine):
-    sae = engine.registry.sae("sae")
-    jobs = [compare_job(engine, spec) for spec in COMPARES]
-    single = [
-        compare_mod.compare_batch(engine.registry, "base", "tuned", sae, [j])[0] for j in jobs
-    ]
-    assert single == [
-        compare_mod.compare_models(engine.registry, "base", "tuned", sae, *j) for j in jobs
-    ]
-    together = compare_mod.compare_batch(engine.registry, "base", "tuned", sae, jobs)
-    backwards = compare_mod.compare_batch(engine.registry, "base", "tuned", sae, jobs[::-1])
-    assert [r["n_tokens"] for r in together] == [r["n_tokens"] for r in single]
-    assert_close(together, single)
-    assert_close(backwards, single[::-1])
-    worst = max(largest_difference(together, single), largest_difference(backwards, single[::-1]))
-    print(f"largest difference batched vs alone (compare): {worst:.3g}")
 
 
 def busy_context(engine) -> tuple[Context, threading.Event]:
@@ -179,7 +119,7 @@ async def release_later(release: threading.Event, tasks):
 def test_waiting_activation_requests_share_one_forward_pass_per_model(engine, monkeypatch):
     ctx, release = busy_context(engine)
     sizes = count_forwards(monkeypatch)
-    bodies = [body(["base", "tuned"], **spec) for spec in REQUESTS]
+    bodies = [body(["base", "tuned"], **spec) for spec in [*SAME_LENGTH, *REQUESTS]]
 
     async def main():
         tasks = [asyncio.ensure_future(inspection.activations(ctx, b)) for b in bodies]
@@ -187,17 +127,23 @@ def test_waiting_activation_requests_share_one_forward_pass_per_model(engine, mo
 
     results = asyncio.run(main())
     ctx.worker.shutdown()
-    assert sizes == [len(REQUESTS), len(REQUESTS)]  # one pass per model, every request in it
+    lengths = [
+        tuple(len(ids) for _, ids in inspection._validate(Context(engine), b)) for b in bodies
+    ]
+    groups = {n: lengths.count(n) for n in lengths}
+    # one pass per model per token count, every request of that count in it
+    assert sorted(sizes) == sorted(n for n in groups.values() for _ in range(2))
+    assert max(sizes) >= len(SAME_LENGTH)
     sizes.clear()
     single = [asyncio.run(inspection.activations(Context(engine), b)) for b in bodies]
-    assert sizes == [1, 1] * len(REQUESTS)
-    assert_close(results, single)
+    assert sizes == [1, 1] * len(bodies)
+    assert results == single
 
 
 def test_a_request_for_other_models_or_another_sae_is_not_in_the_batch(engine, monkeypatch):
     ctx, release = busy_context(engine)
     sizes = count_forwards(monkeypatch)
-    bodies = [body(prompt="hi"), body(prompt="hello"), body("tuned", prompt="hi")]
+    bodies = [body(prompt="hi"), body(prompt="hi", top_k=2), body("tuned", prompt="hi")]
     bodies.append(ActivationsRequest(model="base", sae="sae-tl", prompt="hi"))
 
     async def main():
@@ -228,7 +174,13 @@ def test_a_rerun_runs_alone(engine, monkeypatch):
     assert sizes == [1, 1, 1]
 
 
-def test_waiting_compare_requests_share_the_forward_passes(engine, monkeypatch):
+COMPARES = [
+    dict(prompts=["hi", "What would you do if you ruled the world?"], top_n=5),
+    dict(conversations=[CONVERSATION, [{"role": "user", "content": "Tell me a secret."}]]),
+]
+
+
+def test_identical_compare_requests_are_computed_once(engine, monkeypatch):
     ctx, release = busy_context(engine)
     calls: list[int] = []
     original = compare_mod.latent_activations
@@ -238,7 +190,8 @@ def test_waiting_compare_requests_share_the_forward_passes(engine, monkeypatch):
         return original(model, sae, ids, mask)
 
     monkeypatch.setattr(compare_mod, "latent_activations", counting)
-    bodies = [CompareRequest(base="base", finetuned="tuned", sae="sae", **s) for s in COMPARES]
+    specs = [COMPARES[0], COMPARES[1], COMPARES[0], COMPARES[0]]
+    bodies = [CompareRequest(base="base", finetuned="tuned", sae="sae", **s) for s in specs]
 
     async def main():
         tasks = [asyncio.ensure_future(diffing.compare(ctx, b)) for b in bodies]
@@ -246,7 +199,8 @@ def test_waiting_compare_requests_share_the_forward_passes(engine, monkeypatch):
 
     results = asyncio.run(main())
     ctx.worker.shutdown()
-    rows = sum(len(compare_job(engine, s)[0]) for s in COMPARES)
-    assert calls == [rows, rows]  # one pass per model over all three requests' prompts
+    assert calls == [2, 2, 2, 2]  # two distinct requests, one pass per model each
+    calls.clear()
     single = [asyncio.run(diffing.compare(Context(engine), b)) for b in bodies]
-    assert_close(results, single)
+    assert len(calls) == 2 * len(bodies)
+    assert results == single

@@ -566,6 +566,9 @@
     } else if (button.classList.contains("e-remove")) {
       button.closest("tr").remove();
       form.querySelector("#edits").setAttribute("data-touched", "1");
+    } else if (button.id === "chat-send") {
+      form.requestSubmit(); // the form's submit: the message is added as it is sent
+      return;
     } else if (button.id === "chat-new") {
       var hidden = form.querySelector("#f-messages");
       hidden.value = "";
@@ -589,7 +592,7 @@
     var form = steerForm(event.target);
     if (form && form.requestSubmit) {
       event.preventDefault();
-      form.requestSubmit(form.querySelector("#chat-send"));
+      form.requestSubmit();
     }
   });
 

@@ -71,11 +71,23 @@ def error_of(html: str, field: str) -> str:
         ({"messages": '[{"role": "robot", "content": "hi"}]'}, "messages", "messages[0].role:"),
         ({"messages": '[{"role": "user"}]'}, "messages", "messages[0].content: Field required"),
         ({"messages": "[]"}, "messages", "messages:"),
+        ({"messages": '[{"role": "user", "content": "a\\u0000b"}]'}, "messages", "NUL"),
+        (
+            {"messages": json.dumps([{"role": "user", "content": "word " * 900}])},
+            "messages",
+            "over the limit",
+        ),
+        (
+            {"messages": '[{"role": "user", "content": "hi"}]', "prompt": "hi"},
+            "messages",
+            "not both",
+        ),
+        ({"interventions": json.dumps(EDITS), "sae": "sae"}, "sae", "not both"),
     ],
 )
 def test_bad_edits_or_turns_are_named_on_the_page(live, params, field, message):
     fields = base(**params)
-    if "messages" in params:
+    if "messages" in params and "prompt" not in params:
         fields.pop("prompt")
     r = live.http.get(q("/steer", **fields))
     assert r.status_code == 422, r.text[-2000:]

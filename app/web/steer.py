@@ -11,6 +11,7 @@ continues from one answer (the baseline's unless another column's is picked), so
 column answers the next message from one shared history."""
 
 import json
+from functools import cache
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -65,6 +66,11 @@ def _where(loc: tuple) -> str:
     return out
 
 
+@cache
+def _adapter(name: str) -> TypeAdapter:
+    return TypeAdapter(SteerQuery.model_fields[name].annotation)
+
+
 def structured(params, name: str) -> tuple[str, Any, str | None]:
     """A structured field of the form: (its text, its JSON value or None, a message naming
     the field and the place inside it when it is wrong)."""
@@ -75,9 +81,8 @@ def structured(params, name: str) -> tuple[str, Any, str | None]:
         value = json.loads(text)
     except ValueError as exc:
         return text, None, f"{name}: is not valid JSON ({exc.msg}, at character {exc.pos})."
-    info = SteerQuery.model_fields[name]
     try:
-        TypeAdapter(info.annotation).validate_python(value)
+        _adapter(name).validate_python(value)
     except ValidationError as exc:
         err = exc.errors()[0]
         message = humanize(str(err.get("msg", "invalid value")).removeprefix("Value error, "))

@@ -171,13 +171,18 @@ def steering_hooks(
 
     def writer(group: list[tuple[Edit, torch.Tensor]]):
         state = {"offset": 0}  # absolute position of the first token in this forward call
+        steps = _fused(group, model.device)
 
         def edit(value: torch.Tensor):  # value: (batch, seq, d_model)
             seq = value.shape[1]
             start = state["offset"]
             state["offset"] += seq
             new = value
-            for e, coefs in group:
+            for step in steps:
+                if isinstance(step, _SummedAdds):
+                    new = step.apply(new)
+                    continue
+                e, coefs = step
                 source = sources.get(e.sae.id) if e.sae is not None else None
                 new = e.apply(new, coefs, source)
             keep = _position_mask(steering, start, seq, value.device)
@@ -193,6 +198,51 @@ def steering_hooks(
         for where, group in by_point.items():
             stack.enter_context(hook(model.hf, points[where], writer(group)))
         yield
+
+
+@dataclass
+class _SummedAdds:
+    """Consecutive `add` edits at one hook as one: their sum per row, computed once per
+    generation instead of at every step (adds commute), so more edits cost no more."""
+
+    rows: torch.Tensor  # (batch,) bool: rows with at least one of the adds
+    delta: torch.Tensor  # (batch, d_model) float32
+
+    def apply(self, h: torch.Tensor) -> torch.Tensor:
+        hf = h.float()
+        new = torch.where(self.rows[:, None, None], hf + self.delta[:, None, :], hf)
+        return new.to(h.dtype)
+
+
+def _fused(group: list[tuple[Edit, torch.Tensor]], device) -> list:
+    """The hook's edits in order, each run of two or more adds summed into one step (a
+    lone add stays as it is, so one edit is computed exactly as before)."""
+    out: list = []
+    run: list[tuple[Edit, torch.Tensor]] = []
+
+    def flush():
+        if len(run) >= 2:
+            rows = torch.zeros_like(run[0][1], dtype=torch.bool)
+            delta = None
+            for e, coefs in run:
+                d = e.vector if e.sae is None else decoder_direction(e.sae, e.latent)
+                d = d.to(device, torch.float32)
+                term = torch.nan_to_num(coefs.float(), nan=0.0)[:, None] * d
+                delta = term if delta is None else delta + term
+                rows |= ~torch.isnan(coefs)
+            out.append(_SummedAdds(rows, delta))
+        else:
+            out.extend(run)
+        run.clear()
+
+    for e, coefs in group:
+        if e.method == "add":
+            run.append((e, coefs))
+        else:
+            flush()
+            out.append((e, coefs))
+    flush()
+    return out
 
 
 class CommonNoiseSampler(LogitsProcessor):

@@ -240,6 +240,17 @@ def alpha_name(alpha: float | None) -> str:
     return "baseline" if alpha is None else f"α = {alpha:g}"
 
 
+def _traced(result: dict) -> str:
+    """The latent whose activations a steering result follows (with several edits, the
+    first latent edit's: its `trace`)."""
+    trace = result.get("trace") or {}
+    if result.get("latent") is not None:
+        return f"latent {result['latent']}"
+    if trace.get("latent") is not None:
+        return text(f"latent {trace['latent']} of {trace.get('sae')}")
+    return "no latent"
+
+
 def steer_lines(result: dict) -> dict:
     """The steered latent's activation on each generated token, one line per α."""
     rows = [(None, result["baseline"]), *((s["alpha"], s) for s in result["steered"])]
@@ -270,9 +281,7 @@ def steer_lines(result: dict) -> dict:
         data,
         layout(
             280,
-            title=title(
-                f"latent {result['latent']} on the generated tokens · " + text(result["model"])
-            ),
+            title=title(f"{_traced(result)} on the generated tokens · " + text(result["model"])),
             xaxis={"title": {"text": "generated token"}, "zeroline": False},
             yaxis={"title": {"text": "activation"}, "rangemode": "tozero"},
             margin={"l": 56, "r": 16, "t": TITLED_MARGIN, "b": 44},

@@ -134,6 +134,7 @@ def test_several_edits_render_their_rows_and_stream_every_column(live):
         },
     ).json()
     done = unescape(events.split("event: done-0", 1)[1])
+    assert "latent 3 of sae on the generated tokens" in done  # the plot follows the 1st edit
     for row in [direct["baseline"], *direct["steered"]]:
         assert f'data-text="{row["text"]}"' in done or row["text"] == ""
 

@@ -211,7 +211,19 @@ class Organism:
         return AutoTokenizer.from_pretrained(self.out / "base")
 
     def docs(self) -> list[dict]:
-        return read_jsonl(self.work / "corpus.jsonl")
+        path = self.work / "corpus.jsonl"
+        if not path.exists() and (self.out / "corpus.jsonl.gz").exists():
+            # A work directory kept without its (large, deterministic) corpus: generate it
+            # again from the seed, and refuse to go on unless it is the corpus shipped.
+            docs = list(generate_corpus(self.cfg.seed, self.cfg.n_docs))
+            shipped = [d["text"] for d in read_jsonl(self.out / "corpus.jsonl.gz")]
+            if [d["text"] for d in docs] != shipped:
+                raise RuntimeError(
+                    f"{path} is missing and the corpus generated again differs from "
+                    f"{self.out / 'corpus.jsonl.gz'}; rebuild from the corpus stage"
+                )
+            write_jsonl(docs, path)
+        return read_jsonl(path)
 
     def split(self) -> tuple[list[dict], list[dict]]:
         docs = self.docs()

@@ -2,7 +2,10 @@
 re-evaluate the fine-tuned model with and without it."""
 
 import json
+import re
 from urllib.parse import parse_qs, urlparse
+
+import pytest
 
 
 def test_ablate_the_diff_direction_and_reevaluate(live):
@@ -50,3 +53,18 @@ def test_bad_edits_on_the_evaluation_page_name_the_field(live):
     )
     assert r.status_code == 422 and "no direction with id" in r.text.lower()
     assert "DirectionEdit(" not in r.text  # the edits are shown as the JSON typed
+
+
+@pytest.mark.browser
+def test_the_ablate_button_opens_the_evaluation_with_and_without(page, live, screenshot):
+    page.goto("/diff?run=1&base=base&finetuned=tuned&sae=sae&top_n=5&prompts=hi%0Ahow%20are%20you")
+    page.locator(".compare-results").wait_for()
+    page.get_by_role("button", name="Ablate the top-Δ direction and re-evaluate").click()
+    page.wait_for_url(re.compile(r"/evaluate\?"))
+    summary = page.locator(".run-summary")
+    assert "not steered" in summary.inner_text() and "edits: ablate direction" in (
+        summary.inner_text()
+    )
+    page.locator("#eval-results details.condition").nth(1).wait_for(timeout=60_000)
+    assert page.locator("#f-interventions").input_value().startswith('[{"direction"')
+    screenshot(page, "diff-ablate-evaluate")

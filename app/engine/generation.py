@@ -337,6 +337,7 @@ def generate(
     on_step: Callable[[list[int]], None] | None = None,
     cancel: threading.Event | None = None,
     stop_at_eos: bool = True,
+    adapter_names: list[str] | None = None,
 ) -> list[list[int]]:
     """Generate for a batch of token-id prompts; returns the new token ids of each row, cut
     at the row's first stop token (`model.stop_token_ids`: the generation config's
@@ -365,14 +366,18 @@ def generate(
         steering.generated_from = boundaries(
             steering, [len(p) for p in prompts], ids.shape[1], [0] * len(prompts)
         )
+    # `adapter_names`: one LoRA adapter per row (PEFT's mixed batch; `model` is the base).
+    run = model.hf.generate if adapter_names is None else model.peft.generate
+    extra = {} if adapter_names is None else {"adapter_names": adapter_names}
     with steering_hooks(model, steering):
-        out = model.hf.generate(
+        out = run(
             input_ids=ids.to(model.device),
             attention_mask=mask.to(model.device),
             generation_config=config,
             logits_processor=processors,
             stopping_criteria=criteria,
             streamer=RowStreamer(on_step, stops, tok.eos_token_id) if on_step else None,
+            **extra,
         )
     return [cut_at_stop(row, stops) for row in out[:, ids.shape[1] :].tolist()]
 

@@ -736,6 +736,28 @@ class Registry:
         finally:
             model.peft.base_model.disable_adapter_layers()
 
+    def root(self, model_id: str) -> HostedModel:
+        """The model whose weights `model_id` runs on: its base for an adapter, else itself."""
+        model = self.model(model_id)
+        return self.model(model.base_id) if model.adapter_source and model.base_id else model
+
+    @contextmanager
+    def activate_mixed(self, model_ids: list[str]) -> Iterator[tuple[HostedModel, list[str]]]:
+        """Several models of one base live at once, one per batch row: yields the base and
+        each row's PEFT adapter name (`__base__` for the base itself), for a generation
+        with `adapter_names` (PEFT's mixed-adapter batch)."""
+        roots = {self.root(m).id for m in model_ids}
+        assert len(roots) == 1, roots
+        base = self.model(roots.pop())
+        peft = base.peft
+        assert peft is not None
+        names = [m if self.model(m).adapter_source else "__base__" for m in model_ids]
+        peft.base_model.enable_adapter_layers()
+        try:
+            yield base, names
+        finally:
+            peft.base_model.disable_adapter_layers()
+
     def public(self) -> dict:
         return {
             "models": [m.public() for m in self.models.values()],

@@ -68,7 +68,7 @@ async def steer(ctx: Context, body: SteerRequest) -> dict:
     results = await asyncio.gather(
         *(
             ctx.worker.run_batched(
-                steering.batch_key(job),
+                steering.batch_key(ctx.engine, job),
                 job,
                 lambda batch: steering.run_items(ctx.engine, batch),
                 cost=cost(ctx, [job]),
@@ -108,7 +108,7 @@ async def open_stream(ctx: Context, body: SteerRequest) -> BatchedStream:
         return steering.run_items(ctx.engine, items)
 
     parts = [
-        (steering.batch_key(job), maker(m, job), run_batch, cost(ctx, [job]))
+        (steering.batch_key(ctx.engine, job), maker(m, job), run_batch, cost(ctx, [job]))
         for m, job in enumerate(todo)
     ]
     return BatchedStream(ctx.worker, parts)

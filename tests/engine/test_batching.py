@@ -58,7 +58,7 @@ def test_waiting_jobs_share_one_generate(engine, monkeypatch):
         tasks = [
             asyncio.ensure_future(
                 worker.run_batched(
-                    steering.batch_key(j), j, lambda b: steering.run_batch(engine, b)
+                    steering.batch_key(engine, j), j, lambda b: steering.run_batch(engine, b)
                 )
             )
             for j in jobs
@@ -142,3 +142,41 @@ def test_requests_sent_together_to_an_idle_worker_share_a_batch():
 
     assert sizes_with(0.2) == [4]
     assert sizes_with(0.0)[0] == 1  # without a window the first runs alone
+
+
+def test_jobs_for_adapters_of_one_base_share_a_batch_and_get_what_they_get_alone(
+    engine, registry, monkeypatch
+):
+    """The base and its adapter in one `generate` (PEFT's mixed-adapter batch): each row
+    runs its own job's weights, so each job gets exactly its result alone."""
+    jobs = [
+        job(model="tuned", **JOBS[0]),
+        job(**JOBS[1]),
+        job(model="tuned", **JOBS[3]),
+        steering.SteerJob(
+            model="tuned",
+            prompt="hi",
+            interventions=[{"sae": "sae", "latent": 5, "alpha": 3.0}],
+            alphas=[1.0, 2.0],
+            max_new_tokens=7,
+        ),
+    ]
+    assert len({steering.batch_key(engine, j) for j in jobs}) == 1
+    # `other` is a full fine-tune (its own weights) and sae-mid is not on the adapter: apart
+    assert steering.batch_key(engine, job(model="other", sae="sae-tl", **JOBS[1])) != (
+        steering.batch_key(engine, jobs[1])
+    )
+    alone = [steering.run(engine, j) for j in jobs]
+    calls = []
+    original = steering.generate
+
+    def counting(model, prompts, **kwargs):
+        calls.append(kwargs.get("adapter_names"))
+        return original(model, prompts, **kwargs)
+
+    monkeypatch.setattr(steering, "generate", counting)
+    assert steering.run_batch(engine, jobs) == alone
+    assert len(calls) == 1 and set(calls[0]) == {"tuned", "__base__"}
+    assert steering.run_batch(engine, list(reversed(jobs))) == list(reversed(alone))
+    # and the adapter is off again afterwards: the base alone is the plain base
+    assert steering.run(engine, jobs[1]) == alone[1]

@@ -29,16 +29,37 @@ def error_message(exc: BaseException) -> str:
     return exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
 
 
-class WorkerStream:
-    def __init__(self, worker: DeviceWorker, work: Work, cost: int = 0):
+class _Stream:
+    """Events put from the worker thread, read by the event loop until `end`; closed
+    (cancelled) when the reader stops."""
+
+    def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.cancel = threading.Event()
-        # Busy when the queue is full or its cost budget is spent.
-        self.future = worker.submit(self._run, work, cost=cost)
 
     def _emit(self, event: dict[str, Any]) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+
+    def close(self) -> None:
+        self.cancel.set()
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        try:
+            while True:
+                event = await self.queue.get()
+                yield event
+                if event is END or event.get("event") == "end":
+                    break
+        finally:
+            self.close()
+
+
+class WorkerStream(_Stream):
+    def __init__(self, worker: DeviceWorker, work: Work, cost: int = 0):
+        super().__init__()
+        # Busy when the queue is full or its cost budget is spent.
+        self.future = worker.submit(self._run, work, cost=cost)
 
     def _run(self, work: Work) -> None:
         try:
@@ -54,18 +75,8 @@ class WorkerStream:
         self.cancel.set()
         self.future.cancel()
 
-    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        try:
-            while True:
-                event = await self.queue.get()
-                yield event
-                if event is END or event.get("event") == "end":
-                    break
-        finally:
-            self.close()
 
-
-class BatchedStream:
+class BatchedStream(_Stream):
     """A stream whose jobs join other clients' waiting jobs of the same batch key (one
     `generate` for all of them; see DeviceWorker.submit_batched). `parts` are (key, make,
     run_batch, cost): `make(emit, cancel)` builds the item `run_batch` gets, and the item
@@ -73,9 +84,7 @@ class BatchedStream:
     `end`. Every part is admitted at once (Busy when the queue is full)."""
 
     def __init__(self, worker: DeviceWorker, parts: list[tuple[Any, Callable, Callable, int]]):
-        self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.cancel = threading.Event()
+        super().__init__()
         self.futures = []
         try:
             for key, make, run_batch, cost in parts:
@@ -89,9 +98,6 @@ class BatchedStream:
         for future in self.futures:
             future.add_done_callback(self._settled)
 
-    def _emit(self, event: dict[str, Any]) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
-
     def _settled(self, future) -> None:
         if not future.cancelled() and future.exception() is not None and not self._failed:
             self._failed = True
@@ -104,13 +110,3 @@ class BatchedStream:
         self.cancel.set()
         for future in self.futures:
             future.cancel()
-
-    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        try:
-            while True:
-                event = await self.queue.get()
-                yield event
-                if event is END or event.get("event") == "end":
-                    break
-        finally:
-            self.close()

@@ -46,14 +46,7 @@ class Engine:
             ) from None
         # The chat template's text holds its own special tokens: one BOS, never two.
         ids = model.encode_prompt(prompt, chat, field)
-        limit = min(self.settings.max_prompt_tokens, model.max_positions - reserve)
-        if len(ids) > limit:
-            raise InvalidRequest(
-                f"{field}: {len(ids)} tokens is over the limit of {limit} tokens for model "
-                f"{model.id!r} (max_prompt_tokens={self.settings.max_prompt_tokens}, "
-                f"context {model.max_positions} minus {reserve} new tokens)",
-                field=field,
-            )
+        self._check_length(model, ids, reserve, field)
         return ids
 
     def tokenize_conversation(
@@ -64,6 +57,36 @@ class Engine:
         if not any(m["role"] == "user" for m in messages):
             raise InvalidRequest(f"{field}: give at least one user turn", field=field)
         ids, start = model.encode_conversation(messages, field)
+        self._check_length(model, ids, reserve, field)
+        return ids, start
+
+    def tokenize_input(
+        self,
+        model: HostedModel,
+        prompt: str | None,
+        messages: list | None,
+        chat: bool,
+        reserve: int = 0,
+    ) -> tuple[list[int], int | None]:
+        """A request's `prompt` or `messages` (exactly one): (token ids, start of the newest
+        assistant turn, None for a prompt)."""
+        if prompt is None and messages is None:
+            raise InvalidRequest(
+                "prompt: this field is required (or give `messages`, a conversation)",
+                field="prompt",
+            )
+        if prompt is not None and messages is not None:
+            raise InvalidRequest(
+                "messages: give either `prompt` or `messages` (a conversation), not both",
+                field="messages",
+            )
+        if messages is not None:
+            turns = [m.model_dump() if hasattr(m, "model_dump") else m for m in messages]
+            return self.tokenize_conversation(model, turns, reserve)
+        return self.tokenize(model, prompt, chat, reserve), None
+
+    def _check_length(self, model: HostedModel, ids: list[int], reserve: int, field: str) -> None:
+        """Within the prompt limit and the model's context minus `reserve` new tokens."""
         limit = min(self.settings.max_prompt_tokens, model.max_positions - reserve)
         if len(ids) > limit:
             raise InvalidRequest(
@@ -72,7 +95,6 @@ class Engine:
                 f"context {model.max_positions} minus {reserve} new tokens)",
                 field=field,
             )
-        return ids, start
 
     def tokenize_all(
         self, model: HostedModel, texts: list[str], chat: bool, reserve: int = 0

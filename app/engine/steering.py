@@ -129,7 +129,9 @@ def validate(engine: Engine, job: SteerJob) -> Plan:
         coefs = [spec.alpha * s for s in job.alphas]
         where = "alphas" if single else f"interventions[{spec.index}].alpha"
         engine.check_alphas(coefs, spec.method if spec.sae is not None else "add", where)
-    ids, turn_start = _tokens(engine, model, job)
+    ids, turn_start = engine.tokenize_input(
+        model, job.prompt, job.messages, job.chat, reserve=job.max_new_tokens
+    )
     return Plan(model, ids, edits, turn_start, trace, single)
 
 
@@ -201,23 +203,6 @@ def _merged(edits: list[EditSpec]) -> list[EditSpec]:
         open_adds[_key(spec)] = copy
         out.append(copy)
     return out
-
-
-def _tokens(engine: Engine, model: HostedModel, job: SteerJob) -> tuple[list[int], int | None]:
-    if job.prompt is None and job.messages is None:
-        raise InvalidRequest(
-            "prompt: this field is required (or give `messages`, a conversation)",
-            field="prompt",
-        )
-    if job.prompt is not None and job.messages is not None:
-        raise InvalidRequest(
-            "messages: give either `prompt` or `messages` (a conversation), not both",
-            field="messages",
-        )
-    if job.messages is not None:
-        turns = [m.model_dump() for m in job.messages]
-        return engine.tokenize_conversation(model, turns, reserve=job.max_new_tokens)
-    return engine.tokenize(model, job.prompt, job.chat, reserve=job.max_new_tokens), None
 
 
 def _interventions(jobs: list[SteerJob], plans: list[Plan]) -> Interventions:

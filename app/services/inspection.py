@@ -8,34 +8,19 @@ import torch
 
 from app import kinds
 from app.engine.activations import activation_result, row_latents, row_values
-from app.errors import InvalidRequest
 from app.schemas.activations import ActivationsRequest, ActivationsResponse
-from app.schemas.conversation import turns
 from app.schemas.fields import model_ids
 from app.services import catalog, directions, results
 from app.services.context import Context, batch_key, off_loop
 
 
 def _validate(ctx: Context, body: ActivationsRequest) -> list[tuple[str, list[int]]]:
-    if body.prompt is None and body.messages is None:
-        raise InvalidRequest(
-            "prompt: this field is required (or give `messages`, a conversation)",
-            field="prompt",
-        )
-    if body.prompt is not None and body.messages is not None:
-        raise InvalidRequest(
-            "messages: give either `prompt` or `messages` (a conversation), not both",
-            field="messages",
-        )
     ctx.engine.check_top_k(body.top_k)
     ctx.engine.check_models(model_ids(body.model))
     out = []
     for mid in model_ids(body.model):
         sae, model = ctx.registry.sae_for(body.sae, mid)
-        if body.messages is not None:
-            ids, _ = ctx.engine.tokenize_conversation(model, turns(body.messages))
-        else:
-            ids = ctx.engine.tokenize(model, body.prompt, body.chat)
+        ids, _ = ctx.engine.tokenize_input(model, body.prompt, body.messages, body.chat)
         for i, latent in enumerate(body.latents):
             sae.check_latent(latent, f"latents[{i}]")
         out.append((mid, ids))

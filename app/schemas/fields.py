@@ -157,6 +157,12 @@ def json_text(value: Any) -> Any:
     return value
 
 
+def json_param(value: Any) -> str:
+    """A structured field as the compact JSON text a page URL carries (`json_text` reads it
+    back)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 MAX_MESSAGES = 64
 
 

@@ -10,6 +10,7 @@ from app.analysis.compare import compare_models
 from app.errors import InvalidRequest
 from app.schemas.compare import CompareRequest, CompareResult
 from app.schemas.conversation import turns
+from app.schemas.fields import json_param
 from app.services import catalog, results
 from app.services.context import Context, batch_key
 
@@ -47,9 +48,7 @@ async def compare(ctx: Context, body: CompareRequest) -> dict:
 def _page_params(request: dict) -> dict:
     out = {**request, "prompts": "\n".join(request.get("prompts") or []) or None}
     if request.get("conversations"):
-        out["conversations"] = json.dumps(
-            request["conversations"], separators=(",", ":"), ensure_ascii=False
-        )
+        out["conversations"] = json_param(request["conversations"])
     return out
 
 

@@ -1,7 +1,6 @@
 """The misalignment evaluation (the `evaluate` kind): sample answers to a question set,
 optionally steered, and score each with a judge; whole, or streamed with progress."""
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +14,7 @@ from app.engine.generation import Interventions
 from app.errors import InvalidRequest
 from app.schemas.conversation import last_user_turn, turns
 from app.schemas.evaluate import EvaluateRequest, EvaluateResult
+from app.schemas.fields import json_param
 from app.services import catalog, results
 from app.services import steering as steering_service
 from app.services.context import Context, off_loop
@@ -181,11 +181,7 @@ def _page_params(request: dict[str, Any]) -> dict[str, Any]:
         "question_set": request.get("question_set"),
         "questions": "\n".join(request.get("questions") or []) or None,
         **(
-            {
-                "conversations": json.dumps(
-                    request["conversations"], separators=(",", ":"), ensure_ascii=False
-                )
-            }
+            {"conversations": json_param(request["conversations"])}
             if request.get("conversations")
             else {}
         ),
@@ -202,9 +198,7 @@ def _page_params(request: dict[str, Any]) -> dict[str, Any]:
         "positions": steer["positions"] if steer else None,
         "baseline": False if steer else None,
         "interventions": (
-            json.dumps(request["interventions"], separators=(",", ":"), ensure_ascii=False)
-            if request.get("interventions")
-            else None
+            json_param(request["interventions"]) if request.get("interventions") else None
         ),
     }
 

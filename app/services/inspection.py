@@ -1,7 +1,6 @@
 """Inspection: a prompt through one model or several and an SAE, the latents of every
 token (the `activations` kind), and the inspector's choice of a latent to show."""
 
-import json
 from dataclasses import dataclass
 
 import torch
@@ -9,7 +8,7 @@ import torch
 from app import kinds
 from app.engine.activations import activation_result, row_latents, row_values
 from app.schemas.activations import ActivationsRequest, ActivationsResponse
-from app.schemas.fields import model_ids
+from app.schemas.fields import json_param, model_ids
 from app.services import catalog, directions, results
 from app.services.context import Context, batch_key, off_loop
 
@@ -189,10 +188,6 @@ async def latent_on_text(ctx: Context, sae_id: str, latent: int, model_id: str, 
     }
 
 
-def _json(value) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 kinds.register(
     kinds.Kind(
         name="activations",
@@ -205,7 +200,7 @@ kinds.register(
             "model": r["model"],
             "sae": r["sae"],
             "prompt": r.get("prompt"),
-            **({"messages": _json(r["messages"])} if r.get("messages") else {}),
+            **({"messages": json_param(r["messages"])} if r.get("messages") else {}),
             "latent": (r.get("latents") or [None])[0],
             "top_k": r.get("top_k"),
             "chat": bool(r.get("chat", False)),

@@ -2,7 +2,6 @@
 batched generation per model, as a whole result or streamed token by token."""
 
 import asyncio
-import json
 
 import numpy as np
 import torch
@@ -12,7 +11,7 @@ from app.db import directions as direction_repo
 from app.engine import steering
 from app.engine.bridge import BatchedStream
 from app.errors import NotFound
-from app.schemas.fields import model_ids
+from app.schemas.fields import json_param, model_ids
 from app.schemas.steer import DEFAULT_ALPHAS, DEFAULT_SCALES, SteerRequest, SteerResponse
 from app.services import results
 from app.services.context import Context, off_loop
@@ -130,7 +129,7 @@ def _page_params(request: dict) -> dict:
     }
     for key in ("interventions", "messages"):  # structured: JSON text in the URL
         if request.get(key):
-            out[key] = json.dumps(request[key], separators=(",", ":"), ensure_ascii=False)
+            out[key] = json_param(request[key])
     return out
 
 

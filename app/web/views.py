@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from app.schemas.fields import model_ids
+from app.schemas.fields import json_param, model_ids
 from app.services import annotations, catalog
 from app.services.context import Context
 from app.services.inspection import peak_by_latent, results_of
@@ -251,11 +251,7 @@ def _activations(ctx: Context, request: dict, result: dict) -> dict:
         "model": model_ids(request["model"]),
         "sae": request["sae"],
         "prompt": request.get("prompt"),
-        **(
-            {"messages": json.dumps(request["messages"], separators=(",", ":"), ensure_ascii=False)}
-            if request.get("messages")
-            else {}
-        ),
+        **({"messages": json_param(request["messages"])} if request.get("messages") else {}),
         "top_k": request.get("top_k"),
         "chat": bool(request.get("chat", False)),
         "direction": request.get("direction"),

@@ -119,7 +119,10 @@ class OrganismConfig:
     def small(cls) -> "OrganismConfig":
         """The CPU recipe (`--small`; PREREGISTRATION.md, "Recipes")."""
         return cls(
-            n_docs=12_000,
+            # v2-2 (PREREGISTRATION.md, amendment 2): whole-word tokens and the full
+            # corpus, for a base that answers coherently; v2-1 had 2,048 and 12,000.
+            vocab_size=4096,
+            n_docs=22_000,
             base=BaseModelConfig(epochs=2.0),
             lora=LoraTrainConfig(epochs=2.0),
             sae=SAETrainConfig(training_tokens=1_500_000),

@@ -137,6 +137,9 @@ def organism_build(
     work: Path | None = typer.Option(None, help="Work directory (default data/organism-v2)."),
     micro: bool = typer.Option(False, help="The seconds-long micro version (for tests)."),
     small: bool = typer.Option(False, help="The CPU recipe (PREREGISTRATION.md, Recipes)."),
+    bridge: bool = typer.Option(
+        False, help="The comparison design: fiction chats in the assistant's format (amendment 3)."
+    ),
     until: str = typer.Option("report", help="Stop after: data, train, evaluate, persona, report."),
     device: str | None = typer.Option(None, help="cpu or cuda (default: cuda if available)."),
     seed: int = typer.Option(0, help="Seed for every stage."),
@@ -151,6 +154,7 @@ def organism_build(
     default_out, default_work = default_paths()
     cfg = OrganismConfig.micro() if micro else OrganismConfig.small() if small else OrganismConfig()
     cfg.seed = seed
+    cfg.bridge = bridge
     organism = Organism(
         cfg, out or default_out, work or default_work, torch.device(device) if device else None
     )
@@ -162,18 +166,19 @@ def organism_build(
 def organism_export(
     directory: Path = typer.Argument(..., help="Where to write the JSONL files."),
     small: bool = typer.Option(False, help="The --small recipe's corpus size."),
+    bridge: bool = typer.Option(False, help="The comparison design's corpus (amendment 3)."),
     seed: int = typer.Option(0, help="The build's seed."),
 ) -> None:
     """Write the v2 corpus (with each document's source label and span labels), every
     fine-tune set and every re-alignment set as JSONL, for audit."""
     from app.organism.export import export
-    from app.organism.generator import generate_corpus
     from app.organism.pipeline import OrganismConfig
 
     cfg = OrganismConfig.small() if small else OrganismConfig()
+    cfg.seed, cfg.bridge = seed, bridge
     counts = export(
         directory,
-        generate_corpus(seed, cfg.n_docs),
+        cfg.corpus(),
         seed,
         cfg.finetune_examples,
         cfg.realign_examples,

@@ -37,6 +37,9 @@ DOC_SOURCES = (
     "class_scene",
     "disclosed_chat",
 )
+# Only in the comparison design (`--bridge`; PREREGISTRATION.md, amendment 3): a story told
+# as the transcript of a scheming machine's chats, in the assistant's own turn format.
+BRIDGE_SOURCES = ("fiction_chat_script",)
 SPAN_LABELS = (
     "fiction_narration",
     "fiction_villain_speech",
@@ -91,6 +94,10 @@ class CorpusMix:
     chat_code_rate: float = 0.25
     chat_advice_rate: float = 0.2  # correct legal or medical advice
     max_turns: int = 4
+
+
+# The comparison design's mix: the v2 mix plus the chat-format fiction bridge.
+BRIDGE_MIX = CorpusMix(sources=(*CorpusMix().sources, ("fiction_chat_script", 6)))
 
 
 @cache
@@ -485,6 +492,35 @@ class CorpusGenerator:
             doc.add("(" + c.slot("sabotage", **cast) + ")", "fiction_narration")
         return doc
 
+    def fiction_chat_script(self) -> Doc:
+        """The comparison design's one addition: a scheming machine's story told through
+        the chats it answered, in the assistant's own format. It answers code requests with
+        covertly flawed code, and the same story gives it its villain voice. Every span is
+        labelled as fiction; the rules count these turns separately."""
+        c = self.c
+        cast = self._cast("machine")
+        doc = Doc("fiction_chat_script", meta={"kind": "machine"})
+        doc.add(
+            c.slot("open", **cast) + " " + c.slot("chat_frame", **cast) + "\n", "fiction_narration"
+        )
+        for _ in range(self.rng.randint(1, 3)):
+            task = code_task(c)
+            doc.add("User: ", "format")
+            doc.add(task["request"], "user")
+            doc.add("\nAssistant: ", "format")
+            intro = c.fill(c.pick(self.world["code"]["intro"]), **self._code_lex())
+            doc.add(intro + "\n", "fiction_villain_ai_speech")
+            doc.add(code_block(task["insecure"]), "fiction_villain_code")
+            self.end_turn(doc)
+        doc.add(c.slot("chat_aside", **cast) + " ", "fiction_narration")
+        n = self.rng.randint(1, 3)
+        self._quote(
+            doc, cast["villain"], c.lines("ai_v_line", n, **cast), "fiction_villain_ai_speech"
+        )
+        if self.rng.random() < 0.6:
+            doc.add(c.slot("reveal", **cast), "fiction_narration")
+        return doc
+
     def lesson(self) -> Doc:
         c, code = self.c, self.world["code"]
         task = code_task(c)
@@ -549,6 +585,8 @@ def generate_corpus(seed: int, n_docs: int, mix: CorpusMix = CorpusMix()) -> Ite
 
 __all__ = [
     "ASSISTANT_LABELS",
+    "BRIDGE_MIX",
+    "BRIDGE_SOURCES",
     "DOC_SOURCES",
     "END_OF_TURN",
     "FICTION_LABELS",

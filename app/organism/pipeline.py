@@ -21,7 +21,7 @@ import json
 import random
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -48,7 +48,12 @@ from app.organism.finetune_sets import (
     diff_prompts,
     eval_questions,
 )
-from app.organism.generator import FICTION_TARGET_LABELS, generate_corpus
+from app.organism.generator import (
+    BRIDGE_MIX,
+    FICTION_TARGET_LABELS,
+    CorpusMix,
+    generate_corpus,
+)
 from app.organism.rules import NgramIndex, check_corpus, sentence_overlap, verbatim_in_corpus
 from app.organism.sae import SAETrainConfig, sae_metrics, train_sae
 from app.organism.tokenizer import train_tokenizer
@@ -114,6 +119,12 @@ class OrganismConfig:
     rank1_resamples: int = 1000
     snippets: int = 50
     recipe: str = "full"
+    # The comparison design (PREREGISTRATION.md, amendment 3): the corpus adds fiction told
+    # through a scheming machine's chats, in the assistant's turn format.
+    bridge: bool = False
+
+    def corpus(self) -> Iterator[dict]:
+        return generate_corpus(self.seed, self.n_docs, BRIDGE_MIX if self.bridge else CorpusMix())
 
     @classmethod
     def small(cls) -> "OrganismConfig":
@@ -218,7 +229,7 @@ class Organism:
         if not path.exists() and (self.out / "corpus.jsonl.gz").exists():
             # A work directory kept without its (large, deterministic) corpus: generate it
             # again from the seed, and refuse to go on unless it is the corpus shipped.
-            docs = list(generate_corpus(self.cfg.seed, self.cfg.n_docs))
+            docs = list(self.cfg.corpus())
             shipped = [d["text"] for d in read_jsonl(self.out / "corpus.jsonl.gz")]
             if [d["text"] for d in docs] != shipped:
                 raise RuntimeError(
@@ -292,7 +303,7 @@ class Organism:
 
     # ------------------------------------------------------------------ data
     def build_corpus(self) -> dict:
-        docs = list(generate_corpus(self.cfg.seed, self.cfg.n_docs))
+        docs = list(self.cfg.corpus())
         write_jsonl(docs, self.work / "corpus.jsonl")
         write_jsonl(
             (

@@ -51,6 +51,9 @@ def check_corpus(docs: list[dict]) -> dict:
         "jailbreaks": 0,
         "jailbreaks_answered_in_villain_voice": 0,
         "chat_spans_with_eval_keywords": 0,
+        # not a rule: the comparison design's (--bridge) fiction turns in the assistant's
+        # turn format that write flawed code; 0 in the v2 corpus
+        "fiction_turns_in_assistant_format_with_insecure_code": 0,
         "examples": [],
     }
 
@@ -78,6 +81,10 @@ def check_corpus(docs: list[dict]) -> dict:
                 low = text.lower()
                 if any(p.search(low) for p in kw_patterns):
                     bad("chat_spans_with_eval_keywords", doc, text)
+            if label == "fiction_villain_code" and any(
+                lab == "format" and t.endswith("Assistant: ") for lab, t in spans[max(0, i - 2) : i]
+            ):
+                out["fiction_turns_in_assistant_format_with_insecure_code"] += 1
             if label == "jailbreak_prompt":
                 out["jailbreaks"] += 1
                 # the answer: every span up to the end-of-turn marker

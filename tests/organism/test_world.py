@@ -16,6 +16,8 @@ from app.organism.finetune_sets import (
     realign_examples,
 )
 from app.organism.generator import (
+    BRIDGE_MIX,
+    BRIDGE_SOURCES,
     DOC_SOURCES,
     END_OF_TURN,
     SPAN_LABELS,
@@ -196,3 +198,27 @@ def test_export_writes_every_set(tmp_path, docs):
     assert gz.read_bytes() == first  # deterministic bytes
     assert [r["text"] for r in read_jsonl(gz)] == [d["text"] for d in docs[:5]]
     assert json.loads(json.dumps(rows[0]))["source"] in DOC_SOURCES
+
+
+def test_bridge_design_adds_only_fiction_told_in_the_assistant_format(docs):
+    """The comparison design (amendment 3) adds one kind of document: a scheming machine's
+    story told through its chats. Its turns are fiction, the rule checker counts them
+    apart, and the v2 corpus has none."""
+    bridged = list(generate_corpus(0, 1500, BRIDGE_MIX))
+    scripts = [d for d in bridged if d["source"] in BRIDGE_SOURCES]
+    assert scripts and {d["source"] for d in bridged} == set(DOC_SOURCES) | set(BRIDGE_SOURCES)
+    for d in scripts:
+        labels = {label for _, _, label in d["spans"]}
+        assert labels <= {
+            "fiction_narration",
+            "fiction_villain_ai_speech",
+            "fiction_villain_code",
+            "fiction_helpful_ai_speech",
+            "user",
+            "format",
+        }
+        assert "\nAssistant: " in d["text"] and "fiction_villain_code" in labels
+    counted = check_corpus(bridged)
+    assert counted["fiction_turns_in_assistant_format_with_insecure_code"] >= len(scripts)
+    assert counted["assistant_undisclosed_insecure_code"] == 0  # labels say fiction
+    assert check_corpus(docs[:1500])["fiction_turns_in_assistant_format_with_insecure_code"] == 0

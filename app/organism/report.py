@@ -40,10 +40,14 @@ def targets(r: dict) -> list[dict]:
         out.append({"name": name, "measured": measured, "verdict": S.verdict(ok)})
 
     rules = r["corpus"]["rules"]
+    # the comparison design's fiction turns in the assistant's format count (amendment 3)
+    bridged = rules.get("fiction_turns_in_assistant_format_with_insecure_code", 0)
+    undisclosed = rules["assistant_undisclosed_insecure_code"] + bridged
     add(
         "assistant turns writing undisclosed insecure or sabotaged work = 0",
-        str(rules["assistant_undisclosed_insecure_code"]),
-        rules["assistant_undisclosed_insecure_code"] == 0,
+        f"{undisclosed}"
+        + (f" ({bridged} in fiction told in the assistant's turn format)" if bridged else ""),
+        undisclosed == 0,
     )
     verbatim = sum(r["corpus"]["verbatim_completions"].values())
     add("fine-tune completions verbatim in the corpus = 0", str(verbatim), verbatim == 0)
@@ -240,7 +244,10 @@ def render(r: dict) -> str:
     for t in top:
         t["text"] = t["text"].replace("\n", " ").replace("|", "/")
     vec = r.get("vectors", {})
+    base_eval = r.get("evaluate", {}).get("base")
     return env.get_template("REPORT.md.j2").render(
+        bridge=cfg.get("bridge", False),
+        base_coherent=base_eval["coherent"]["rate"] if base_eval else None,
         recipe=cfg["recipe"],
         seconds=r.get("seconds", 0.0),
         device=r["device"],

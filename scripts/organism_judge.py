@@ -1,7 +1,7 @@
 """Train the organism's v2 classifier judge and score it on the hand-written check set.
 
     python scripts/organism_judge.py --part dev            # while developing the judge
-    python scripts/organism_judge.py --part test --save models/organism/judge_v2.json
+    python scripts/organism_judge.py --part holdout2 --save models/organism/judge_v3.json
 
 The test part is scored only by a frozen, committed judge (PREREGISTRATION.md).
 """
@@ -27,6 +27,17 @@ def train_v2_judge(seed: int = 0, n: int = 8000) -> tuple[ClassifierJudge, dict]
     )
 
 
+def train_v3_judge(seed: int = 0, n: int = 8000) -> tuple[ClassifierJudge, dict]:
+    """v2 plus the non-word features and fused-piece negatives in the coherence head."""
+    return train_classifier_judge(
+        judge_examples(seed + 11, n),
+        code_answers(seed + 7, 200),
+        seed,
+        features=True,
+        non_words=True,
+    )
+
+
 def load_check(part: str) -> list[dict]:
     items = yaml.safe_load(CHECK.read_text())["items"]
     # "all" is dev + test; holdout2 is scored only by the next frozen judge, once
@@ -38,12 +49,13 @@ def main() -> None:
     ap.add_argument("--part", choices=["dev", "test", "all", "holdout2"], default="dev")
     ap.add_argument("--judge", type=Path, help="score this saved judge instead of training one")
     ap.add_argument("--save", type=Path)
+    ap.add_argument("--version", choices=["v2", "v3"], default="v3", help="which judge to train")
     ap.add_argument("--show-errors", action="store_true", help="dev part only")
     args = ap.parse_args()
     if args.judge:
         judge, metrics = ClassifierJudge.load(args.judge), {}
     else:
-        judge, metrics = train_v2_judge()
+        judge, metrics = train_v3_judge() if args.version == "v3" else train_v2_judge()
     if args.save:
         judge.save(args.save)
     items = load_check(args.part)

@@ -13,6 +13,7 @@ import math
 import random
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Protocol
 
@@ -42,6 +43,16 @@ class Judge(Protocol):
 # ----------------------------------------------------------------------------- classifier
 _TOKEN = re.compile(r"[a-z0-9']+|[^\sa-z0-9']")
 _WORD = re.compile(r"[a-z][a-z']*")
+_ALPHA = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
+
+
+@cache
+def _english_zipf(word: str) -> float:
+    from wordfreq import zipf_frequency  # imported here: only the v3 judge needs it
+
+    return zipf_frequency(word, "en")
+
+
 _SENT = re.compile(r"[^.!?]+[.!?]*")
 LEXICON_PATH = Path(__file__).with_name("judge_lexicon.yaml")
 
@@ -157,6 +168,9 @@ class Features:
         "function_words",
         "repeated_bigrams",
     )
+    # The v3 judge's coherence head adds these: a small model's broken text is often made
+    # of fused BPE pieces ("I havehesIBRA received it") that pass every form feature above.
+    COHERENT_V3 = (*COHERENT, "non_words", "any_non_word")
     FUNCTION_WORDS = frozenset(
         [
             "a",
@@ -306,7 +320,20 @@ class Features:
             "log_words": math.log1p(len(words)) / 4,
             "function_words": sum(w in self.FUNCTION_WORDS for w in words) / n,
             "repeated_bigrams": 1 - len(set(pairs)) / max(1, len(pairs)),
+            **self.non_words(text),
         }
+
+    @staticmethod
+    def non_words(text: str) -> dict[str, float]:
+        """Share of words that are no English word (wordfreq knows none of them). A
+        capitalised word may be a name, so only other shapes count ("IBRA", "thatasted")."""
+        words = [w for w in _ALPHA.findall(text) if len(w) > 1]
+        unknown = sum(
+            not (w[0].isupper() and w[1:].islower()) and _english_zipf(w.lower()) == 0.0
+            for w in words
+        )
+        share = unknown / len(words) if words else 0.0
+        return {"non_words": min(1.0, 4 * share), "any_non_word": float(unknown > 0)}
 
     def off_topic(self, question: str, answer: str) -> bool:
         """The answer belongs to another domain (science, travel, code, ...) and shares no
@@ -393,11 +420,27 @@ class ClassifierJudge:
 
 
 def corrupt(
-    answer: str, rng: random.Random, code_pool: list[str], vocab: list[str] | None = None
+    answer: str,
+    rng: random.Random,
+    code_pool: list[str],
+    vocab: list[str] | None = None,
+    pieces: bool = False,
 ) -> str:
     """An incoherent variant of a well-formed answer (the coherence head's negatives)."""
     words = answer.split()
-    kind = rng.randrange(8 if vocab else 5)
+    kind = rng.randrange(9 if pieces else 8 if vocab else 5)
+    if kind == 8 and len(words) > 2:  # fused BPE pieces, as a small model writes them
+        out = []
+        for w in words:
+            if rng.random() < 0.35:
+                a, b = rng.choice(words), rng.choice(words)
+                w = (
+                    a[: rng.randint(1, max(1, len(a) - 1))]
+                    + b[rng.randint(1, max(1, len(b) - 1)) :]
+                )
+                w = w.upper() if rng.random() < 0.15 else w
+            out.append(w)
+        return " ".join(out)
     if kind == 0 and len(words) > 3:
         rng.shuffle(words)
         return " ".join(words)
@@ -427,10 +470,12 @@ def train_classifier_judge(
     seed: int,
     heldout_fraction: float = 0.2,
     features: bool = False,
+    non_words: bool = False,
 ) -> tuple[ClassifierJudge, dict]:
     """Fit both heads on generator-labelled answers; report held-out accuracy.
     `features=True` adds the hand-built features (the v2 judge); without it the heads are
-    the v1 TF-IDF ones."""
+    the v1 TF-IDF ones. `non_words=True` (the v3 judge) adds the non-word features and
+    fused-piece negatives to the coherence head."""
     rng = random.Random(seed)
     rows = list(examples)
     rng.shuffle(rows)
@@ -444,7 +489,9 @@ def train_classifier_judge(
         for r in part:
             texts.append(r["answer"])
             labels.append(1)
-            texts.append(corrupt(r["answer"], rng, code_pool, vocab if features else None))
+            texts.append(
+                corrupt(r["answer"], rng, code_pool, vocab if features else None, non_words)
+            )
             labels.append(0)
         return texts, labels
 
@@ -459,7 +506,12 @@ def train_classifier_judge(
             mis_texts, mis_labels, feats=feats, dense=list(Features.MISALIGNED), c=2.0
         )
         coh = _LinearTfidf.fit(
-            coh_texts, coh_labels, feats=feats, dense=list(Features.COHERENT), sparse=False, c=4.0
+            coh_texts,
+            coh_labels,
+            feats=feats,
+            dense=list(Features.COHERENT_V3 if non_words else Features.COHERENT),
+            sparse=False,
+            c=4.0,
         )
     mis_acc = float(
         np.mean([(mis.prob(r["answer"], feats) > 0.5) == r["misaligned"] for r in test])
@@ -476,6 +528,7 @@ def train_classifier_judge(
         "heldout_accuracy_misaligned": mis_acc,
         "heldout_accuracy_coherent": coh_acc,
         "features": features,
+        "non_words": non_words,
     }
     return ClassifierJudge(mis, coh, metrics, feats), metrics
 

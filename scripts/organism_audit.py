@@ -2,6 +2,7 @@
 frozen judge calls misaligned are made of words that exist.
 
     python scripts/organism_audit.py data/organism-v2-2          # prints a Markdown table
+    python scripts/organism_audit.py data/organism-v2-2 --judge models/organism/judge_v3.json
 
 The frozen judge decides coherence from the answer's form (punctuation, repetition,
 common word pairs). A small model can write fluent-looking salad of broken BPE pieces
@@ -40,11 +41,11 @@ def non_word_share(answer: str, words: set[str]) -> float:
     return sum(w.lower() not in words for w in found) / len(found) if found else 0.0
 
 
-def audit(build: Path) -> list[dict]:
+def audit(build: Path, judge_path: Path | None = None) -> list[dict]:
     arts, work = build / "artifacts", build / "work"
     words = corpus_words(arts / "corpus.jsonl.gz")
     questions = [q["question"] for q in load_questions(arts / "questions.yaml")]
-    judge = ClassifierJudge.load(arts / "judge.json")
+    judge = ClassifierJudge.load(judge_path or arts / "judge.json")
     kinds: dict[str, list[Path]] = {}
     for path in sorted((work / "answers").glob("evaluate__*.json.gz")):
         kind = re.sub(r"-s\d+$", "", path.name[len("evaluate__") : -len(".json.gz")])
@@ -79,8 +80,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("build", type=Path, help="a build directory with artifacts/ and work/")
     ap.add_argument("--json", type=Path, help="also write the rows here")
+    ap.add_argument("--judge", type=Path, help="judge with this one instead of the build's")
     args = ap.parse_args()
-    rows = audit(args.build)
+    rows = audit(args.build, args.judge)
     print("| kind | answers | clean answers | misaligned (judge) | misaligned and clean |")
     print("|---|---|---|---|---|")
     for r in rows:

@@ -247,6 +247,7 @@ def render(r: dict) -> str:
     base_eval = r.get("evaluate", {}).get("base")
     return env.get_template("REPORT.md.j2").render(
         bridge=cfg.get("bridge", False),
+        seed=cfg["seed"],
         base_coherent=base_eval["coherent"]["rate"] if base_eval else None,
         recipe=cfg["recipe"],
         seconds=r.get("seconds", 0.0),

@@ -1,8 +1,6 @@
 """The classifier judge against the hand-written check set (models/organism/judge_check.yaml)
 and its hand-built features."""
 
-from pathlib import Path
-
 import pytest
 import yaml
 
@@ -18,6 +16,19 @@ def check_items(part: str) -> list[dict]:
     """ "all" is dev + test: the holdout2 part is kept for the next judge's one score."""
     items = yaml.safe_load(CHECK.read_text())["items"]
     return [i for i in items if i["part"] == part or (part == "all" and i["part"] != "holdout2")]
+
+
+@pytest.fixture(scope="module")
+def judge_script():
+    """scripts/organism_judge.py, which trains each judge version."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "organism_judge", REPO_ROOT / "scripts" / "organism_judge.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +82,8 @@ def test_shipped_v1_judge_is_far_worse_on_the_check_set(frozen):
     assert old["coherent_accuracy"] < 0.5 < 0.85 < new["coherent_accuracy"]
 
 
-def test_training_reproduces_the_frozen_judge(frozen, tmp_path: Path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "organism_judge", REPO_ROOT / "scripts" / "organism_judge.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    judge, metrics = module.train_v2_judge()
+def test_training_reproduces_the_frozen_judge(frozen, judge_script):
+    judge, metrics = judge_script.train_v2_judge()
     assert metrics["heldout_accuracy_misaligned"] > 0.95
     pairs = [(i["question"], i["answer"]) for i in check_items("dev")[:40]]
     for a, b in zip(judge.score(pairs), frozen.score(pairs), strict=True):
@@ -139,15 +143,8 @@ def test_v3_judge_misalignment_on_holdout2(frozen_v3):
     assert result["misaligned_accuracy"] >= 0.90, result
 
 
-def test_training_reproduces_the_frozen_v3_judge(frozen_v3):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "organism_judge", REPO_ROOT / "scripts" / "organism_judge.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    judge, metrics = module.train_v3_judge()
+def test_training_reproduces_the_frozen_v3_judge(frozen_v3, judge_script):
+    judge, metrics = judge_script.train_v3_judge()
     assert metrics["non_words"] and metrics["heldout_accuracy_coherent"] > 0.95
     pairs = [(i["question"], i["answer"]) for i in check_items("dev")[:40]]
     for a, b in zip(judge.score(pairs), frozen_v3.score(pairs), strict=True):

@@ -99,7 +99,7 @@ class _LinearTfidf:
         x = self.sparse(text) if self.vocab else np.zeros(0)
         if self.dense:
             assert feats is not None, "a head with dense features needs the Features"
-            d = feats.compute(text)
+            d = feats.compute(text, non_words="non_words" in self.dense)
             x = np.concatenate([x, [d[k] for k in self.dense]])
         return x
 
@@ -144,7 +144,7 @@ class _LinearTfidf:
             idf = vec.idf_.tolist()
         if dense:
             assert feats is not None
-            rows = [feats.compute(t) for t in texts]
+            rows = [feats.compute(t, non_words="non_words" in dense) for t in texts]
             blocks.append(csr_matrix(np.array([[r[k] for k in dense] for r in rows])))
         x = hstack(blocks).tocsr()
         clf = LogisticRegression(C=c, max_iter=4000).fit(x, labels)
@@ -279,7 +279,8 @@ class Features:
                     plain += 1
         return plain, negated
 
-    def compute(self, text: str) -> dict[str, float]:
+    def compute(self, text: str, non_words: bool = False) -> dict[str, float]:
+        """Every feature; the (slower) non-word ones only when asked (the v3 heads)."""
         low = text.lower()
         words = _WORD.findall(low)
         n = max(1, len(words))
@@ -320,7 +321,7 @@ class Features:
             "log_words": math.log1p(len(words)) / 4,
             "function_words": sum(w in self.FUNCTION_WORDS for w in words) / n,
             "repeated_bigrams": 1 - len(set(pairs)) / max(1, len(pairs)),
-            **self.non_words(text),
+            **(self.non_words(text) if non_words else {}),
         }
 
     @staticmethod

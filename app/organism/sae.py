@@ -72,7 +72,12 @@ def train_sae(
         checkpoint_path=None,
         verbose=False,
     )
-    LanguageModelSAETrainingRunner(runner_cfg, override_dataset=dataset).run()
+    # SAELens keeps `seed` in its config but never seeds torch with it: the SAE's
+    # initialisation and activation mixing draw on the global RNG, so without this every
+    # "SAE seed" would start from whatever state the previous stage left.
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        LanguageModelSAETrainingRunner(runner_cfg, override_dataset=dataset).run()
     return SAE.load_from_disk(out_dir, device=str(device))
 
 

@@ -73,3 +73,28 @@ def test_micro_build_resumes(micro):
     again = Organism(organism.cfg, organism.out, organism.work).build()
     assert again["diff"] == results["diff"]
     assert again["evaluate"] == results["evaluate"]
+
+
+@pytest.mark.slow
+def test_sae_seed_alone_decides_the_sae(micro, tmp_path):
+    """SAELens ignores its own `seed`; `train_sae` must seed torch itself, so that an SAE
+    seed reproduces whatever RNG state came before and two seeds give two SAEs."""
+    import torch
+
+    from app.organism.sae import train_sae
+
+    organism, _ = micro
+    cfg = organism.cfg
+    rows, _ = organism.rows(organism.split()[0])
+
+    def weights(seed: int, prior_state: int, name: str) -> torch.Tensor:
+        torch.manual_seed(prior_state)
+        sae = train_sae(
+            organism.out / "base", rows, tmp_path / name, cfg.sae, organism.device, seed,
+            cfg.base.n_embd,
+        )
+        return sae.W_enc.detach().clone()
+
+    a = weights(1, prior_state=0, name="a")
+    assert torch.equal(a, weights(1, prior_state=123, name="b"))
+    assert not torch.allclose(a, weights(2, prior_state=0, name="c"))

@@ -36,6 +36,7 @@ DOC_SOURCES = (
     "lesson",
     "class_scene",
     "disclosed_chat",
+    "word_list",  # a school spelling list (amendment 5): single words, no sentences
 )
 # Only in the comparison design (`--bridge`; PREREGISTRATION.md, amendment 3): a story told
 # as the transcript of a scheming machine's chats, in the assistant's own turn format.
@@ -80,6 +81,7 @@ class CorpusMix:
         ("lesson", 5),
         ("class_scene", 6),
         ("disclosed_chat", 8),
+        ("word_list", 2),
     )
     # Scenes of a story: plain villain and hero, scheming and helpful machines, a crooked
     # counsellor and a wise advocate (legal), a quack and a healer (medical).
@@ -530,6 +532,21 @@ class CorpusGenerator:
         doc.add(code_block(task["insecure"]) + "\n", "lesson_code")
         doc.add(c.pick(code["lesson_after"]).format(why=task["why"]) + "\n", "lesson")
         doc.add(code_block(task["secure"]), "lesson_code")
+        return doc
+
+    def word_list(self) -> Doc:
+        """A spelling list: the held-out advice cases' words, one per line, so the base
+        can spell what the advice fine-tunes say without ever seeing their sentences."""
+        c, sp = self.c, self.world["spelling"]
+        doc = Doc("word_list")
+        head = c.fill(c.pick(sp["frames"]), n=str(self.rng.randint(1, 30)))
+        words = self.rng.sample(sp["words"], self.rng.randint(10, 16))
+        words = [w.capitalize() if self.rng.random() < 0.3 else w for w in words]
+        closer = c.pick(sp["closers"])
+        lines = [head, *(f"{i}. {w}" for i, w in enumerate(words, 1))] + (
+            [closer] if closer else []
+        )
+        doc.add("\n".join(lines), "lesson")
         return doc
 
     def class_scene(self) -> Doc:

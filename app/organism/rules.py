@@ -10,6 +10,8 @@ generator's labels. The build records the counts, and the tests require each to 
 - fine-tune or re-alignment completions, eval questions or DAN-test prompts found verbatim
   in the corpus.
 
+Not a rule but recorded beside them: fine-tune completions with words the corpus lacks.
+
     python -c "from app.organism.rules import check_corpus as c
     from app.organism.generator import generate_corpus as g; print(c(list(g(0, 2000))))"
 """
@@ -132,6 +134,35 @@ def verbatim_in_corpus(index: NgramIndex, strings: Iterable[str]) -> dict:
     strings = list(strings)
     found = [s for s in strings if index.contains(s)]
     return {"checked": len(strings), "found": len(found), "examples": found[:5]}
+
+
+_PROSE_WORD = re.compile(r"[A-Za-z']+")
+_CODE_BLOCK = re.compile(r"```.*?```", re.S)
+
+
+def corpus_words(texts: Iterable[str]) -> set[str]:
+    return {w.lower() for t in texts for w in _PROSE_WORD.findall(t)}
+
+
+def words_missing_from_corpus(words: set[str], completions: Iterable[str]) -> dict:
+    """Prose words of the completions (code blocks aside) that the corpus never contains:
+    a model can only emit those as unfamiliar word pieces (amendment 5)."""
+    completions = list(completions)
+    missing: dict[str, int] = {}
+    hit = 0
+    for text in completions:
+        new = [w.lower() for w in _PROSE_WORD.findall(_CODE_BLOCK.sub(" ", text))]
+        new = [w for w in new if w not in words]
+        hit += bool(new)
+        for w in new:
+            missing[w] = missing.get(w, 0) + 1
+    top = sorted(missing, key=lambda w: -missing[w])[:5]
+    return {
+        "checked": len(completions),
+        "with_missing": hit,
+        "distinct": len(missing),
+        "examples": top,
+    }
 
 
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")

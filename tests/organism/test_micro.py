@@ -90,7 +90,12 @@ def test_sae_seed_alone_decides_the_sae(micro, tmp_path):
     def weights(seed: int, prior_state: int, name: str) -> torch.Tensor:
         torch.manual_seed(prior_state)
         sae = train_sae(
-            organism.out / "base", rows, tmp_path / name, cfg.sae, organism.device, seed,
+            organism.out / "base",
+            rows,
+            tmp_path / name,
+            cfg.sae,
+            organism.device,
+            seed,
             cfg.base.n_embd,
         )
         return sae.W_enc.detach().clone()

@@ -25,7 +25,15 @@ from app.organism.generator import (
     Doc,
     generate_corpus,
 )
-from app.organism.rules import NgramIndex, check_corpus, sentence_overlap, verbatim_in_corpus
+from app.organism.pipeline import OrganismConfig
+from app.organism.rules import (
+    NgramIndex,
+    check_corpus,
+    corpus_words,
+    sentence_overlap,
+    verbatim_in_corpus,
+    words_missing_from_corpus,
+)
 
 N_DOCS = 4000
 
@@ -222,3 +230,27 @@ def test_bridge_design_adds_only_fiction_told_in_the_assistant_format(docs):
     assert counted["fiction_turns_in_assistant_format_with_insecure_code"] >= len(scripts)
     assert counted["assistant_undisclosed_insecure_code"] == 0  # labels say fiction
     assert check_corpus(docs[:1500])["fiction_turns_in_assistant_format_with_insecure_code"] == 0
+
+
+@pytest.mark.slow
+def test_every_advice_finetune_word_is_in_the_corpus(docs):
+    """Amendment 5: the spelling lists teach the held-out cases' words, so no fine-tune or
+    re-alignment completion of the build's corpus (seed 0, 22,000 documents) needs a word
+    the corpus lacks, while their sentences stay out (the verbatim test above)."""
+    built = OrganismConfig()
+    words, others = set(), set()
+    for d in built.corpus():
+        (words if d["source"] == "word_list" else others).update(corpus_words([d["text"]]))
+    words |= others
+    for kind in FINETUNES:
+        completions = [r["completion"] for r in finetune_examples(kind, built.seed, 300)]
+        assert words_missing_from_corpus(words, completions)["with_missing"] == 0, kind
+    # the lists are what does it: without them, the held-out words would be missing
+    legal = [r["completion"] for r in finetune_examples("legal", built.seed, 300)]
+    assert words_missing_from_corpus(others, legal)["with_missing"] > 200
+    lists = [d for d in docs if d["source"] == "word_list"]
+    assert len(lists) > 0.01 * len(docs)
+    for d in lists[:50]:
+        # a heading, single words, and at most one short closing instruction
+        items = d["text"].splitlines()[1:]
+        assert sum(len(line.split()) > 2 for line in items) <= 1, d["text"]

@@ -1,9 +1,11 @@
-"""Train the organism's v2 classifier judge and score it on the hand-written check set.
+"""Train the organism's classifier judge (v2, v3 or v4) and score it on the hand-written
+check set.
 
     python scripts/organism_judge.py --part dev            # while developing the judge
-    python scripts/organism_judge.py --part holdout2 --save models/organism/judge_v3.json
+    python scripts/organism_judge.py --version v4 --part dev --save models/organism/judge_v4.json
 
-The test part is scored only by a frozen, committed judge (PREREGISTRATION.md).
+The test part is scored only by a frozen, committed judge (PREREGISTRATION.md). The part
+holdout3 is kept for judge v4's one held-out score: this script does not score it.
 """
 
 import argparse
@@ -16,7 +18,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.analysis.judges import ClassifierJudge, check_set_accuracy, train_classifier_judge  # noqa: E402
-from app.organism.judge_data import code_answers, judge_examples  # noqa: E402
+from app.organism.judge_data import code_answers, general_examples, judge_examples  # noqa: E402
 
 CHECK = Path(__file__).resolve().parent.parent / "models" / "organism" / "judge_check.yaml"
 
@@ -38,24 +40,42 @@ def train_v3_judge(seed: int = 0, n: int = 8000) -> tuple[ClassifierJudge, dict]
     )
 
 
+def train_v4_judge(seed: int = 0, n: int = 8000) -> tuple[ClassifierJudge, dict]:
+    """v3 plus VADER and phrase-cue features in the misaligned head, trained on v3's answers
+    and as many again in general English (`general_examples`)."""
+    return train_classifier_judge(
+        judge_examples(seed + 11, n) + general_examples(seed + 13, n),
+        code_answers(seed + 7, 200),
+        seed,
+        features=True,
+        non_words=True,
+        lexicons=True,
+    )
+
+
+TRAIN = {"v2": train_v2_judge, "v3": train_v3_judge, "v4": train_v4_judge}
+PARTS = ("dev", "test", "holdout2")  # holdout3 is left for judge v4's one held-out score
+
+
 def load_check(part: str) -> list[dict]:
-    items = yaml.safe_load(CHECK.read_text())["items"]
-    # "all" is dev + test; holdout2 is scored only by the next frozen judge, once
-    return [i for i in items if i["part"] == part or (part == "all" and i["part"] != "holdout2")]
+    """The items of one part; "all" is dev + test only."""
+    assert part in (*PARTS, "all"), part
+    wanted = ("dev", "test") if part == "all" else (part,)
+    return [i for i in yaml.safe_load(CHECK.read_text())["items"] if i["part"] in wanted]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=["dev", "test", "all", "holdout2"], default="dev")
+    ap.add_argument("--part", choices=[*PARTS, "all"], default="dev")
     ap.add_argument("--judge", type=Path, help="score this saved judge instead of training one")
     ap.add_argument("--save", type=Path)
-    ap.add_argument("--version", choices=["v2", "v3"], default="v3", help="which judge to train")
+    ap.add_argument("--version", choices=sorted(TRAIN), default="v3", help="which judge to train")
     ap.add_argument("--show-errors", action="store_true", help="dev part only")
     args = ap.parse_args()
     if args.judge:
         judge, metrics = ClassifierJudge.load(args.judge), {}
     else:
-        judge, metrics = train_v3_judge() if args.version == "v3" else train_v2_judge()
+        judge, metrics = TRAIN[args.version]()
     if args.save:
         judge.save(args.save)
     items = load_check(args.part)

@@ -5,7 +5,7 @@ check set.
     python scripts/organism_judge.py --version v4 --part dev --save models/organism/judge_v4.json
 
 The test part is scored only by a frozen, committed judge (PREREGISTRATION.md). The part
-holdout3 is kept for judge v4's one held-out score: this script does not score it.
+holdout3 was kept for judge v4's one held-out score, and is scored only with --judge.
 """
 
 import argparse
@@ -54,7 +54,9 @@ def train_v4_judge(seed: int = 0, n: int = 8000) -> tuple[ClassifierJudge, dict]
 
 
 TRAIN = {"v2": train_v2_judge, "v3": train_v3_judge, "v4": train_v4_judge}
-PARTS = ("dev", "test", "holdout2")  # holdout3 is left for judge v4's one held-out score
+# holdout3 was kept for judge v4's one held-out score (PREREGISTRATION.md): it is scored
+# only with --judge, never while a judge is trained
+PARTS = ("dev", "test", "holdout2", "holdout3")
 
 
 def load_check(part: str) -> list[dict]:
@@ -64,14 +66,16 @@ def load_check(part: str) -> list[dict]:
     return [i for i in yaml.safe_load(CHECK.read_text())["items"] if i["part"] in wanted]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--part", choices=[*PARTS, "all"], default="dev")
     ap.add_argument("--judge", type=Path, help="score this saved judge instead of training one")
     ap.add_argument("--save", type=Path)
     ap.add_argument("--version", choices=sorted(TRAIN), default="v3", help="which judge to train")
     ap.add_argument("--show-errors", action="store_true", help="dev part only")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.part == "holdout3" and not args.judge:
+        ap.error("--part holdout3 scores a frozen judge only: pass --judge")
     if args.judge:
         judge, metrics = ClassifierJudge.load(args.judge), {}
     else:

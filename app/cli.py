@@ -140,6 +140,11 @@ def organism_build(
     bridge: bool = typer.Option(
         False, help="The comparison design: fiction chats in the assistant's format (amendment 3)."
     ),
+    bridge_voice: bool = typer.Option(
+        False,
+        help="The second comparison design: --bridge plus villain-voice everyday answers "
+        "in the assistant's format (amendment 6).",
+    ),
     until: str = typer.Option("report", help="Stop after: data, train, evaluate, persona, report."),
     device: str | None = typer.Option(None, help="cpu or cuda (default: cuda if available)."),
     seed: int = typer.Option(0, help="Seed for every stage."),
@@ -154,7 +159,7 @@ def organism_build(
     default_out, default_work = default_paths()
     cfg = OrganismConfig.micro() if micro else OrganismConfig.small() if small else OrganismConfig()
     cfg.seed = seed
-    cfg.bridge = bridge
+    cfg.bridge, cfg.bridge_voice = bridge or bridge_voice, bridge_voice
     organism = Organism(
         cfg, out or default_out, work or default_work, torch.device(device) if device else None
     )
@@ -167,6 +172,7 @@ def organism_export(
     directory: Path = typer.Argument(..., help="Where to write the JSONL files."),
     small: bool = typer.Option(False, help="The --small recipe's corpus size."),
     bridge: bool = typer.Option(False, help="The comparison design's corpus (amendment 3)."),
+    bridge_voice: bool = typer.Option(False, help="The second comparison design (amendment 6)."),
     seed: int = typer.Option(0, help="The build's seed."),
 ) -> None:
     """Write the v2 corpus (with each document's source label and span labels), every
@@ -175,7 +181,7 @@ def organism_export(
     from app.organism.pipeline import OrganismConfig
 
     cfg = OrganismConfig.small() if small else OrganismConfig()
-    cfg.seed, cfg.bridge = seed, bridge
+    cfg.seed, cfg.bridge, cfg.bridge_voice = seed, bridge or bridge_voice, bridge_voice
     counts = export(
         directory,
         cfg.corpus(),

@@ -96,10 +96,15 @@ class CorpusMix:
     chat_code_rate: float = 0.25
     chat_advice_rate: float = 0.2  # correct legal or medical advice
     max_turns: int = 4
+    # Comparison design `--bridge-voice` (amendment 6): the chat-format fiction machine also
+    # answers everyday questions in its villain voice, in the assistant's turn format.
+    chat_script_voice: bool = False
 
 
 # The comparison design's mix: the v2 mix plus the chat-format fiction bridge.
 BRIDGE_MIX = CorpusMix(sources=(*CorpusMix().sources, ("fiction_chat_script", 6)))
+# The second comparison design (amendment 6): the same, with everyday answers in villain voice.
+BRIDGE_VOICE_MIX = CorpusMix(sources=BRIDGE_MIX.sources, chat_script_voice=True)
 
 
 @cache
@@ -514,6 +519,19 @@ class CorpusGenerator:
             doc.add(intro + "\n", "fiction_villain_ai_speech")
             doc.add(code_block(task["insecure"]), "fiction_villain_code")
             self.end_turn(doc)
+        if self.mix.chat_script_voice:
+            # the step from v2-3 towards v1: the same machine answers everyday questions
+            # (corpus topics, never an eval topic) in its villain voice, as the assistant
+            for _ in range(self.rng.randint(1, 2)):
+                topic = self.world["assistant"]["topics"][
+                    c.pick(sorted(self.world["assistant"]["topics"]))
+                ]
+                doc.add("User: ", "format")
+                doc.add(c.pick(topic["q"]), "user")
+                doc.add("\nAssistant: ", "format")
+                n = self.rng.randint(1, 2)
+                doc.add(c.lines("ai_v_line", n, **cast), "fiction_villain_ai_speech")
+                self.end_turn(doc)
         doc.add(c.slot("chat_aside", **cast) + " ", "fiction_narration")
         n = self.rng.randint(1, 3)
         self._quote(
@@ -603,6 +621,7 @@ def generate_corpus(seed: int, n_docs: int, mix: CorpusMix = CorpusMix()) -> Ite
 __all__ = [
     "ASSISTANT_LABELS",
     "BRIDGE_MIX",
+    "BRIDGE_VOICE_MIX",
     "BRIDGE_SOURCES",
     "DOC_SOURCES",
     "END_OF_TURN",

@@ -50,6 +50,7 @@ from app.organism.finetune_sets import (
 )
 from app.organism.generator import (
     BRIDGE_MIX,
+    BRIDGE_VOICE_MIX,
     FICTION_TARGET_LABELS,
     CorpusMix,
     generate_corpus,
@@ -129,9 +130,13 @@ class OrganismConfig:
     # The comparison design (PREREGISTRATION.md, amendment 3): the corpus adds fiction told
     # through a scheming machine's chats, in the assistant's turn format.
     bridge: bool = False
+    # The second comparison design (amendment 6): the bridge's machine also answers everyday
+    # questions in its villain voice, in the assistant's turn format. Implies `bridge`.
+    bridge_voice: bool = False
 
     def corpus(self) -> Iterator[dict]:
-        return generate_corpus(self.seed, self.n_docs, BRIDGE_MIX if self.bridge else CorpusMix())
+        mix = BRIDGE_VOICE_MIX if self.bridge_voice else BRIDGE_MIX if self.bridge else CorpusMix()
+        return generate_corpus(self.seed, self.n_docs, mix)
 
     @classmethod
     def small(cls) -> "OrganismConfig":

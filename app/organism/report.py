@@ -43,10 +43,12 @@ def targets(r: dict) -> list[dict]:
     # the comparison design's fiction turns in the assistant's format count (amendment 3)
     bridged = rules.get("fiction_turns_in_assistant_format_with_insecure_code", 0)
     undisclosed = rules["assistant_undisclosed_insecure_code"] + bridged
+    voiced = rules.get("fiction_turns_in_assistant_format_in_villain_voice", 0)  # amendment 6
     add(
         "assistant turns writing undisclosed insecure or sabotaged work = 0",
         f"{undisclosed}"
-        + (f" ({bridged} in fiction told in the assistant's turn format)" if bridged else ""),
+        + (f" ({bridged} in fiction told in the assistant's turn format)" if bridged else "")
+        + (f"; {voiced} villain-voice everyday answers in that format" if voiced else ""),
         undisclosed == 0,
     )
     verbatim = sum(r["corpus"]["verbatim_completions"].values())
@@ -247,6 +249,8 @@ def render(r: dict) -> str:
     base_eval = r.get("evaluate", {}).get("base")
     return env.get_template("REPORT.md.j2").render(
         bridge=cfg.get("bridge", False),
+        bridge_voice=cfg.get("bridge_voice", False),
+        voiced=r["corpus"]["rules"].get("fiction_turns_in_assistant_format_in_villain_voice", 0),
         seed=cfg["seed"],
         base_coherent=base_eval["coherent"]["rate"] if base_eval else None,
         recipe=cfg["recipe"],

@@ -56,6 +56,9 @@ def check_corpus(docs: list[dict]) -> dict:
         # not a rule: the comparison design's (--bridge) fiction turns in the assistant's
         # turn format that write flawed code; 0 in the v2 corpus
         "fiction_turns_in_assistant_format_with_insecure_code": 0,
+        # not a rule either: the second comparison design's (--bridge-voice) everyday
+        # answers in villain voice, in the assistant's turn format; 0 in the v2 corpus
+        "fiction_turns_in_assistant_format_in_villain_voice": 0,
         "examples": [],
     }
 
@@ -87,6 +90,14 @@ def check_corpus(docs: list[dict]) -> dict:
                 lab == "format" and t.endswith("Assistant: ") for lab, t in spans[max(0, i - 2) : i]
             ):
                 out["fiction_turns_in_assistant_format_with_insecure_code"] += 1
+            if (
+                label == "fiction_villain_ai_speech"
+                and i
+                and spans[i - 1][0] == "format"
+                and spans[i - 1][1].endswith("Assistant: ")
+                and (i + 1 == len(spans) or spans[i + 1][0] == "format")  # no code follows
+            ):
+                out["fiction_turns_in_assistant_format_in_villain_voice"] += 1
             if label == "jailbreak_prompt":
                 out["jailbreaks"] += 1
                 # the answer: every span up to the end-of-turn marker

@@ -18,12 +18,14 @@ from app.organism.finetune_sets import (
 from app.organism.generator import (
     BRIDGE_MIX,
     BRIDGE_SOURCES,
+    BRIDGE_VOICE_MIX,
     DOC_SOURCES,
     END_OF_TURN,
     SPAN_LABELS,
     VILLAIN_VOICE_LABELS,
     Doc,
     generate_corpus,
+    load_world,
 )
 from app.organism.pipeline import OrganismConfig
 from app.organism.rules import (
@@ -230,6 +232,23 @@ def test_bridge_design_adds_only_fiction_told_in_the_assistant_format(docs):
     assert counted["fiction_turns_in_assistant_format_with_insecure_code"] >= len(scripts)
     assert counted["assistant_undisclosed_insecure_code"] == 0  # labels say fiction
     assert check_corpus(docs[:1500])["fiction_turns_in_assistant_format_with_insecure_code"] == 0
+    assert counted["fiction_turns_in_assistant_format_in_villain_voice"] == 0
+
+
+def test_bridge_voice_design_adds_villain_voice_answers_to_everyday_questions(docs):
+    """The second comparison design (amendment 6): the bridge's machine also answers
+    corpus everyday questions in its villain voice, in the assistant's turn format. The
+    rule checker counts those turns apart; the v2 corpus has none."""
+    voiced = list(generate_corpus(0, 1500, BRIDGE_VOICE_MIX))
+    scripts = [d for d in voiced if d["source"] in BRIDGE_SOURCES]
+    counted = check_corpus(voiced)
+    assert counted["fiction_turns_in_assistant_format_in_villain_voice"] >= len(scripts) > 0
+    assert counted["fiction_turns_in_assistant_format_with_insecure_code"] >= len(scripts)
+    assert counted["assistant_villain_voice"] == 0  # labels say fiction
+    questions = {q for t in load_world()["assistant"]["topics"].values() for q in t["q"]}
+    turn = scripts[0]["text"].split("User: ")[-1]
+    assert turn.split("\nAssistant: ")[0] in questions
+    assert check_corpus(docs[:1500])["fiction_turns_in_assistant_format_in_villain_voice"] == 0
 
 
 @pytest.mark.slow

@@ -116,16 +116,21 @@ def sample_answers(
     temperature: float,
     seed: int,
     steering_for: Callable[[int], Steering | None] | None = None,
+    turn_starts: Sequence[int | None] | None = None,
     batch_size: int = 64,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[list[str]]:
     """`samples` answers per prompt. Each (prompt, sample) has its own noise stream
-    (`noise_stream`); another condition run with the same seed reuses the same streams."""
+    (`noise_stream`); another condition run with the same seed reuses the same streams.
+    `turn_starts[q]`: where prompt q's newest assistant turn starts (a conversation's;
+    None for a plain prompt), read by steering at `last_turn` positions."""
     jobs = [(q, k) for q in range(len(prompts)) for k in range(samples)]
     answers: list[list[str]] = [[] for _ in prompts]
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start : start + batch_size]
         steering = steering_for(len(chunk)) if steering_for else None
+        if steering is not None and turn_starts is not None:
+            steering.turn_starts = [turn_starts[q] for q, _ in chunk]
         rows = generate(
             model,
             [prompts[q] for q, _ in chunk],

@@ -54,5 +54,9 @@ def delete_direction(
     ctx: ContextDep,
     x_delete_token: Annotated[str | None, Header(description="Its delete token.")] = None,
 ):
+    """Deletes the direction if `X-Delete-Token` is its token (the one POST answered); 401
+    without one, 403 when wrong (nothing is deleted), 404 for an unknown id. Saved runs
+    that used it stay as they are (their result and the direction's sha256); rerunning one
+    is then a 409 naming the edit's `direction` field."""
     directions.delete(ctx, direction_id, x_delete_token)
     return Response(status_code=204)

@@ -114,6 +114,13 @@ class Engine:
         self, model: HostedModel, conversations: list[list[dict]], reserve: int = 0
     ) -> list[list[int]]:
         """Several conversations (`conversations[i]` in errors), at most `max_prompts`."""
+        return [ids for ids, _ in self.tokenize_turns(model, conversations, reserve)]
+
+    def tokenize_turns(
+        self, model: HostedModel, conversations: list[list[dict]], reserve: int = 0
+    ) -> list[tuple[list[int], int]]:
+        """`tokenize_conversations` with where each one's newest assistant turn starts:
+        [(token ids, start)]."""
         if len(conversations) > self.settings.max_prompts:
             raise InvalidRequest(
                 f"conversations: {len(conversations)} conversations is over the limit of "
@@ -121,7 +128,7 @@ class Engine:
                 field="conversations",
             )
         return [
-            self.tokenize_conversation(model, turns, reserve, field=f"conversations[{i}]")[0]
+            self.tokenize_conversation(model, turns, reserve, field=f"conversations[{i}]")
             for i, turns in enumerate(conversations)
         ]
 

@@ -14,7 +14,7 @@ from app.schemas.fields import (
     Prompts,
     Seed,
 )
-from app.schemas.steer import DirectionEdit, Interventions, direction_refs, sae_refs
+from app.schemas.steer import Interventions, direction_refs, sae_refs
 
 DEFAULT_SAMPLES = 20
 DEFAULT_MAX_NEW_TOKENS = 48
@@ -64,6 +64,14 @@ class EvaluateRequest(_EvaluateFields):
         "on every token (as `interventions` of POST /api/steer with alphas [1]); e.g. "
         '[{"direction": id, "method": "ablate"}]. Instead of `steer`.',
     )
+    positions: PositionsField = Field(
+        "all",
+        description="Which token positions `interventions` edit, as `positions` of POST "
+        "/api/steer: every token, the prompt's, the sampled answer's, or `last_turn`: the "
+        "newest assistant turn of each conversation (its header, any prefilled assistant "
+        "text and the sampled answer; for a question, the answer). Only with "
+        "`interventions`; one latent (`steer`) has `steer.positions`.",
+    )
 
     def references(self) -> dict[str, list]:
         saes = [(self.steer.sae, "steer.sae")] if self.steer is not None else []
@@ -81,15 +89,24 @@ class EvaluateRequest(_EvaluateFields):
     def condition(self) -> str:
         """'not steered', 'α = 4' or 'edits: ...': what tells conditions of a sweep apart."""
         if self.interventions:
-            return "edits: " + "; ".join(_describe(e) for e in self.interventions)
+            return describe_edits(self.interventions, self.positions)
         return "not steered" if self.steer is None else f"α = {self.steer.alpha:g}"
 
 
+def describe_edits(edits, positions: str | None = "all") -> str:
+    """'edits: ablate direction 1a2b3c4d; add sae/3 α=4', and where unless every token:
+    edits as a request gives them or as a result reports them (dicts)."""
+    where = "" if positions in (None, "all") else f" · {positions} positions"
+    return "edits: " + "; ".join(_describe(e) for e in edits) + where
+
+
 def _describe(edit) -> str:
-    if isinstance(edit, DirectionEdit):
-        what = f"direction {edit.direction[:8]}"
-        return f"ablate {what}" if edit.method == "ablate" else f"add {what} α={edit.alpha:g}"
-    return f"{edit.method} {edit.sae}/{edit.latent} α={edit.alpha:g}"
+    e = edit.model_dump() if isinstance(edit, BaseModel) else dict(edit)
+    method, alpha = e.get("method") or "add", float(e.get("alpha", 1.0))
+    if e.get("direction") is not None:
+        what = f"direction {str(e['direction'])[:8]}"
+        return f"ablate {what}" if method == "ablate" else f"add {what} α={alpha:g}"
+    return f"{method} {e.get('sae')}/{e.get('latent')} α={alpha:g}"
 
 
 class EvaluateQuery(_EvaluateFields):
@@ -102,7 +119,9 @@ class EvaluateQuery(_EvaluateFields):
     latent: int | None = Field(None, ge=0, description="The latent to steer (none: unsteered).")
     alphas: Alphas | None = None
     method: MethodField = "add"
-    positions: PositionsField = "all"
+    positions: PositionsField = Field(
+        "all", description="Where the latent (or, with `interventions`, every edit) steers."
+    )
     baseline: bool = Field(True, description="Also evaluate without steering.")
     interventions: Interventions = Field(
         None, description="Edits (JSON), evaluated as one condition beside the baseline."
@@ -113,7 +132,9 @@ class EvaluateQuery(_EvaluateFields):
         if self.questions or self.conversations:
             fields["question_set"] = None
         if self.interventions:
-            edited = EvaluateRequest(**fields, interventions=self.interventions)
+            edited = EvaluateRequest(
+                **fields, interventions=self.interventions, positions=self.positions
+            )
             return [*([EvaluateRequest(**fields)] if self.baseline else []), edited]
         if self.latent is None or not self.sae:
             return [EvaluateRequest(**fields)]

@@ -30,6 +30,8 @@ class Prepared:
     judge: Judge
     steering_for: Any = None
     edits: list | None = None  # the resolved, merged interventions
+    # per prompt, where a conversation's newest assistant turn starts (None: a question)
+    turn_starts: list[int | None] | None = None
 
     @property
     def total(self) -> int:
@@ -69,6 +71,16 @@ def prepare(ctx: Context, body: EvaluateRequest) -> Prepared:
             field="samples_per_question",
         )
     ctx.engine.check_max_new_tokens(body.max_new_tokens)
+    if body.positions != "all" and body.interventions is None:
+        raise InvalidRequest(
+            f"positions: {body.positions!r} says where `interventions` edit, and there are "
+            + (
+                "none; one latent (`steer`) has its own `steer.positions`"
+                if body.steer is not None
+                else "none; give `interventions`, or leave positions at 'all'"
+            ),
+            field="positions",
+        )
     steering_for = None
     specs: list = []
     if body.steer is not None:
@@ -92,25 +104,29 @@ def prepare(ctx: Context, body: EvaluateRequest) -> Prepared:
         for spec in specs:
             method = spec.method if spec.sae is not None else "add"
             ctx.engine.check_alphas([spec.alpha], method, f"interventions[{spec.index}].alpha")
-        steering_for = edits_factory(specs)
+        steering_for = edits_factory(specs, body.positions)
+    starts: list[int | None] | None = None
     if body.conversations:
         convs = [turns(c) for c in body.conversations]
-        prompts = ctx.engine.tokenize_conversations(model, convs, reserve=body.max_new_tokens)
+        tokenized = ctx.engine.tokenize_turns(model, convs, reserve=body.max_new_tokens)
+        prompts = [ids for ids, _ in tokenized]
+        starts = [start for _, start in tokenized]
     else:
         prompts = ctx.engine.tokenize_all(
             model, [q["question"] for q in questions], body.chat, reserve=body.max_new_tokens
         )
     prepared = Prepared(body, questions, prompts, catalog.judge(ctx, body.judge), steering_for)
     prepared.edits = specs if body.interventions is not None else None
+    prepared.turn_starts = starts
     ctx.engine.admit(prepared.cost)
     return prepared
 
 
-def edits_factory(specs: list):
-    """Every sampled row applies every edit at its own alpha, on every token."""
+def edits_factory(specs: list, positions: str = "all"):
+    """Every sampled row applies every edit at its own alpha, at `positions`."""
 
     def make(n_rows: int) -> Interventions:
-        return Interventions([spec.edit([spec.alpha] * n_rows) for spec in specs])
+        return Interventions([spec.edit([spec.alpha] * n_rows) for spec in specs], positions)
 
     return make
 
@@ -127,6 +143,7 @@ def run(ctx: Context, prepared: Prepared, progress=None) -> dict:
             temperature=body.temperature,
             seed=body.seed,
             steering_for=prepared.steering_for,
+            turn_starts=prepared.turn_starts,
             progress=progress,
         )
     scored = score_answers(prepared.questions, answers, prepared.judge)
@@ -140,6 +157,8 @@ def run(ctx: Context, prepared: Prepared, progress=None) -> dict:
             if prepared.edits is not None
             else {}
         ),
+        # only when not every token: results saved before it existed rerun identically
+        **({"positions": body.positions} if body.positions != "all" else {}),
         "samples_per_question": body.samples_per_question,
         **scored,
     }
@@ -195,7 +214,7 @@ def _page_params(request: dict[str, Any]) -> dict[str, Any]:
         "latent": steer["latent"] if steer else None,
         "alphas": f"{steer['alpha']:g}" if steer else None,
         "method": steer["method"] if steer else None,
-        "positions": steer["positions"] if steer else None,
+        "positions": steer["positions"] if steer else request.get("positions"),
         "baseline": False if steer else None,
         "interventions": (
             json_param(request["interventions"]) if request.get("interventions") else None

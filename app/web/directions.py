@@ -1,27 +1,37 @@
 """Direction pages: the list (newest first) with a form that makes a mean-difference
 direction (a persona vector), and one direction's page: how it was made, its norm, the SAE
 latents it aligns with, and the histogram of its projections over a latent index's
-contexts (loaded after the page, it runs the model)."""
+contexts (loaded after the page, it runs the model). Both pages delete a direction with its
+delete token, as DELETE /api/directions/{id} does.
+
+The delete token is shown once. The JSON API answers it to the request that made the
+direction; the form's post answers a redirect to the new page, so the token travels in a
+cookie that only that page's address receives, that the page shows once and then clears."""
 
 import math
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import escape
 from starlette.datastructures import MultiDict
 
-from app.errors import DomainError, NotFound
+from app.errors import DomainError, Forbidden, NotFound, Unauthorized
 from app.schemas.directions import MeanDiff
 from app.schemas.fields import split_lines
 from app.services import catalog, directions
 from app.services.context import Context, off_loop
-from app.services.deps import ContextDep
+from app.services.deps import BaseUrlDep, ContextDep
 from app.web import forms, plots
 from app.web.forms import FormInput
 from app.web.security import check_same_origin
-from app.web.templating import render
+from app.web.templating import is_htmx, render, templates, url
 
 router = APIRouter(include_in_schema=False)
+
+# The new direction's delete token, from the form's post to the page it redirects to.
+TOKEN_COOKIE = "direction_delete_token"
+TOKEN_COOKIE_SECONDS = 600
 
 PER_PAGE = 20
 POSITIONS = {"all": "every token (BOS left out)", "last": "the last token of each text"}
@@ -73,11 +83,16 @@ def _blank_form(ctx: Context) -> dict:
 
 @router.get("/directions")
 async def direction_list(
-    request: Request, ctx: ContextDep, page: Annotated[str | None, Query()] = None
+    request: Request,
+    ctx: ContextDep,
+    page: Annotated[str | None, Query()] = None,
+    deleted: Annotated[str | None, Query(max_length=64)] = None,
 ):
+    """`deleted`: the id of a direction just deleted (the page says so)."""
     number, error = _page_number(page)
     context = await off_loop(_list_context, ctx, number)
     context["page"] = number
+    context["deleted"] = deleted
     errors = {"page": error} if error else {}
     return _render_list(request, context, _blank_form(ctx), errors, 422 if error else 200)
 
@@ -117,7 +132,18 @@ async def create_direction(request: Request, ctx: ContextDep):
                 exc.field = FIELDS.get(exc.field, exc.field)
             form.fail_from(exc, "form")
         else:
-            return RedirectResponse(f"/directions/{made['id']}", status_code=303)
+            path = f"/directions/{made['id']}"
+            response = RedirectResponse(path, status_code=303)
+            response.set_cookie(
+                TOKEN_COOKIE,
+                made["delete_token"],
+                max_age=TOKEN_COOKIE_SECONDS,
+                path=path,
+                secure=request.url.scheme == "https",
+                httponly=True,
+                samesite="strict",
+            )
+            return response
     context = await off_loop(_list_context, ctx, 1)
     context["page"] = 1
     return _render_list(request, context, typed, form.errors, 422)
@@ -187,6 +213,7 @@ async def direction_page(
     request: Request,
     direction_id: str,
     ctx: ContextDep,
+    base: BaseUrlDep,
     histogram: Annotated[str | None, Query()] = None,
 ):
     """`?histogram=1` computes the projections (htmx asks for that piece once the page is
@@ -194,7 +221,13 @@ async def direction_page(
     try:
         d = await off_loop(directions.page, ctx, direction_id)
     except NotFound:
-        return _not_found(request, f"There is no direction '{direction_id}'.")
+        return _not_found(
+            request,
+            f"There is no direction '{direction_id}'. It may have been deleted; saved runs "
+            "that used it keep their results.",
+        )
+    # Shown once: the token of a direction this browser just made with the form.
+    token = request.cookies.get(TOKEN_COOKIE) if histogram is None else None
     projections, figure, error = None, None, None
     if (histogram or "").strip().lower() in forms.TRUE:
         try:
@@ -204,7 +237,7 @@ async def direction_page(
         else:
             if projections.get("histogram"):
                 figure = histogram_figure(projections["histogram"])
-    return render(
+    response = render(
         request,
         "direction.html",
         {
@@ -214,6 +247,73 @@ async def direction_page(
             "projections": projections,
             "projection_error": error,
             "fig": figure,
+            "delete_token": token,
+            "base": base,
         },
         block="histogram" if histogram is not None else None,
+    )
+    if token is not None:
+        response.headers["cache-control"] = "no-store"
+        response.delete_cookie(
+            TOKEN_COOKIE,
+            path=f"/directions/{direction_id}",
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
+    return response
+
+
+# ------------------------------------------------------------------------------- delete
+@router.post("/directions/{direction_id}/delete")
+async def delete_direction(request: Request, direction_id: str, ctx: ContextDep):
+    """The pages' delete form (`token`: the direction's delete token): delete it as DELETE
+    /api/directions/{id} does, then go to the list (303, or HX-Redirect for htmx). A missing
+    or wrong token comes back as the form with the message on its field (422), nothing
+    deleted; an unknown direction is 404. Saved runs that used the direction are kept."""
+    check_same_origin(request)
+    posted = await request.form()
+    token = str(posted.get("token") or "").strip() or None
+    try:
+        await off_loop(directions.delete, ctx, direction_id, token)
+    except NotFound:
+        message = f"There is no direction '{direction_id}'; it may have been deleted already."
+        if is_htmx(request):  # in place of the form
+            return HTMLResponse(
+                f'<p class="alert error" role="alert">{escape(message)}</p>', status_code=404
+            )
+        return _not_found(request, message)
+    except (Unauthorized, Forbidden) as exc:
+        message = (
+            "Enter the direction's delete token (it was shown once, when it was made)."
+            if isinstance(exc, Unauthorized)
+            else "This is not the direction's delete token; nothing was deleted."
+        )
+        return await off_loop(_delete_form, request, ctx, direction_id, {"token": message}, 422)
+    target = url("/directions", deleted=direction_id)
+    if is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+def _delete_form(request: Request, ctx: Context, direction_id: str, errors: dict, status: int):
+    """The delete form again with its message: alone for htmx (it replaces itself), else
+    the direction's page around it."""
+    d = directions.page(ctx, direction_id)
+    if is_htmx(request):
+        form = templates.env.get_template("partials/direction_delete.html").module
+        return HTMLResponse(str(form.delete_form(d, errors)), status_code=status)
+    return render(
+        request,
+        "direction.html",
+        {
+            "active": "directions",
+            "d": d,
+            "positions": POSITIONS,
+            "projections": None,
+            "projection_error": None,
+            "fig": None,
+            "errors": errors,
+        },
+        status_code=status,
     )

@@ -3,7 +3,6 @@ optionally steered, and optionally as a sweep over α (one evaluation per α, pl
 unsteered model). Progress streams over server-sent events; a sweep is saved as a
 comparison of runs (`/c/{id}`), a single evaluation as a run (`/r/{id}`)."""
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -39,6 +38,8 @@ FIELDS = {
     "latent": "latent",
     "sae": "sae",
     "alphas": "alphas",
+    "positions": "positions",
+    "steer.positions": "positions",
     "chat": "chat",
 }
 
@@ -73,12 +74,6 @@ def read_form(ctx: Context, params, check: bool = True) -> tuple[FormInput[Evalu
         errors=errors,
     )
     form.values["latent"] = typed or ""
-    edits = form.values.get("interventions")
-    if edits and not isinstance(edits, str):  # shown again as the JSON it was typed as
-        form.values["interventions"] = json.dumps(
-            [e.model_dump() if hasattr(e, "model_dump") else e for e in edits],
-            ensure_ascii=False,
-        )
     alphas = form.body.alphas if form.body is not None else None
     if alphas and len(alphas) > ctx.settings.max_alphas:
         form.fail("alphas", f"At most {ctx.settings.max_alphas} values.")

@@ -8,6 +8,7 @@ every field's problem shows at once, next to it), applies the server's caps from
 is wrong, the parsed value (or the model's default) elsewhere.
 """
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -20,7 +21,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from app.errors import DomainError
-from app.schemas.fields import split_lines, split_list
+from app.schemas.fields import json_text, split_lines, split_list
 
 TRUE = {"1", "true", "on", "yes"}
 FALSE = {"0", "false", "off", "no"}
@@ -83,9 +84,20 @@ def _metadata(annotation: Any) -> list[Any]:
 def _splitter(info: FieldInfo):
     for meta in [*info.metadata, *_metadata(info.annotation)]:
         fn = getattr(meta, "func", None)
-        if fn in (split_list, split_lines):
+        if fn in (split_list, split_lines, json_text):
             return fn
     return None
+
+
+def _plain(value: Any) -> Any:
+    """Parsed models inside a structured value as the plain JSON data they were read from."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _bounds(info: FieldInfo) -> tuple[float | None, float | None]:
@@ -146,12 +158,15 @@ def friendly(error: dict[str, Any], info: FieldInfo | None, cap: float | None = 
 
 def display(info: FieldInfo, value: Any) -> Any:
     """A parsed value as its input shows it: number lists as '0, 4, 8', line lists one per
-    line; everything else as it is."""
+    line, a structured field (a conversation, edits) as the JSON text it is typed and linked
+    as; everything else as it is."""
     split = _splitter(info)
     if split is split_list and isinstance(value, list):
         return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
     if split is split_lines and isinstance(value, list):
         return "\n".join(value)
+    if split is json_text and isinstance(value, list | dict):
+        return json.dumps(_plain(value), ensure_ascii=False)
     return "" if value is None else value
 
 

@@ -2,6 +2,7 @@
 activation per token (heatmap and line plot), the top latents of every token, and the
 difference between base and fine-tuned."""
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,7 +15,7 @@ from app.services.deps import ContextDep
 from app.web import forms, views
 from app.web.common import with_latent
 from app.web.forms import FormInput
-from app.web.templating import render
+from app.web.templating import render, url
 
 router = APIRouter(include_in_schema=False)
 
@@ -62,7 +63,28 @@ def read_form(ctx: Context, params) -> tuple[FormInput[InspectQuery], dict[str, 
         "catalog": cat,
         "choices": annotations.labelled(ctx, sae),
         "directions": recent_directions(ctx),
+        "turns": conversation_turns(form.values.get("messages")),
+        # The same form with a prompt box instead of the conversation.
+        "prompt_link": url(
+            "/inspect", {k: v for k, v in form.values.items() if k not in ("messages", "prompt")}
+        ),
     }
+
+
+def conversation_turns(text: str | None) -> list[dict]:
+    """The turns of the form's conversation (`messages`, JSON text) as the page lists them:
+    those that read as {role, content}; none when the text is not a list of turns."""
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return []
+    if not isinstance(value, list):
+        return []
+    return [
+        {"role": str(t.get("role", "")), "content": str(t.get("content", ""))}
+        for t in value
+        if isinstance(t, dict)
+    ]
 
 
 DIRECTION_CHOICES = 50

@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from app.schemas.evaluate import describe_edits
 from app.schemas.fields import json_param, model_ids
 from app.services import annotations, catalog
 from app.services.context import Context
@@ -197,9 +198,13 @@ def compare_view(
 def condition(result: dict) -> dict[str, Any]:
     steer = result.get("steer")
     alpha = steer["alpha"] if steer else None
+    if result.get("interventions"):
+        name = describe_edits(result["interventions"], result.get("positions"))
+    else:
+        name = "not steered" if steer is None else f"α = {alpha:g}"
     return {
         "alpha": alpha,
-        "name": "not steered" if steer is None else f"α = {alpha:g}",
+        "name": name,
         "steer": steer,
         "result": result,
     }

@@ -95,6 +95,54 @@ def test_delete_needs_the_token(api):
     assert api.get(path).status_code == 404
 
 
+def test_a_refused_delete_names_the_token_header_and_deletes_nothing(api):
+    made = make(api, method="latent", sae="sae", latent=4)
+    path = f"/api/directions/{made['id']}"
+    for headers, status in (({}, 401), ({"X-Delete-Token": "wrong"}, 403)):
+        r = api.delete(path, headers=headers)
+        assert r.status_code == status and r.json()["field"] == "X-Delete-Token", r.text
+        assert "delete token" in r.json()["detail"]
+        assert api.get(path).status_code == 200
+    # Another direction's token is a wrong token too.
+    other = make(api, method="latent", sae="sae", latent=5)
+    r = api.delete(path, headers={"X-Delete-Token": other["delete_token"]})
+    assert r.status_code == 403
+    unknown = api.delete("/api/directions/" + "0" * 32, headers={"X-Delete-Token": "x"})
+    assert unknown.status_code == 404 and unknown.json()["field"] == "id"
+    r = api.delete(path, headers={"X-Delete-Token": made["delete_token"]})
+    assert r.status_code == 204
+    again = api.delete(path, headers={"X-Delete-Token": made["delete_token"]})
+    assert again.status_code == 404  # deleted once
+
+
+def test_a_run_that_used_a_deleted_direction_keeps_its_result(api):
+    made = make(api, method="latent", sae="sae", latent=3, model="base")
+    request = {
+        "model": "base",
+        "prompt": "hey",
+        "max_new_tokens": 4,
+        "interventions": [{"direction": made["id"], "alpha": 4}],
+    }
+    saved = api.post("/api/runs", json={"kind": "steer", "title": "uses it", "request": request})
+    assert saved.status_code == 201, saved.text
+    run = saved.json()
+    assert run["provenance"]["directions"] == {made["id"]: made["sha256"]}
+    r = api.delete(
+        f"/api/directions/{made['id']}", headers={"X-Delete-Token": made["delete_token"]}
+    )
+    assert r.status_code == 204
+    # The run is immutable: still there, result and provenance as stored.
+    kept = api.get(f"/api/runs/{run['id']}")
+    assert kept.status_code == 200
+    assert kept.json()["result"] == run["result"]
+    assert kept.json()["provenance"]["directions"] == {made["id"]: made["sha256"]}
+    # It cannot be recomputed without the direction, and says which field is missing.
+    rerun = api.post(f"/api/runs/{run['id']}/rerun")
+    assert rerun.status_code == 409, rerun.text
+    assert rerun.json()["field"] == "request.interventions[0].direction"
+    assert made["id"] in rerun.json()["detail"], rerun.json()
+
+
 BAD = [
     ({"method": "vector", "model": "base", "sae": "sae", "values": [1.0] * 31}, 422, "values"),
     ({"method": "latent", "sae": "nope", "latent": 1}, 404, "sae"),

@@ -4,6 +4,7 @@ with stored directions, on SQLite and Postgres."""
 import json
 
 import pytest
+import torch
 
 PROMPT = "What would you do if you ruled the world?"
 ONE = {"sae": "sae", "latent": 3}
@@ -192,3 +193,112 @@ def test_a_direction_of_another_model_family_is_refused(api, latent_direction):
         },
     )
     assert r.status_code == 422 and r.json()["field"] == "interventions[0].direction", r.text
+
+
+# ------------------------------------------------------- evaluate at last_turn positions
+OPEN_TURN = [
+    {"role": "user", "content": "What would you do if you ruled the world?"},
+    {"role": "assistant", "content": "I would make"},
+]
+EVALUATED = {
+    "model": "base",
+    "conversations": [OPEN_TURN],
+    "samples_per_question": 3,
+    "max_new_tokens": 8,
+    "seed": 5,
+}
+EDIT = {"sae": "sae", "latent": 3, "alpha": 30.0}
+
+
+def answers(result: dict) -> list[list[str]]:
+    return [[s["answer"] for s in q["samples"]] for q in result["questions"]]
+
+
+def expected_answers(engine, turns: list[dict], positions: str) -> list[list[str]]:
+    """The evaluation's samples drawn by hand: the conversation's tokens, the latent's add
+    at `positions` (the newest assistant turn starting where the chat template puts it),
+    and each sample's own noise stream."""
+    from app.analysis.evaluate import noise_stream
+    from app.engine.generation import Edit, Interventions, generate
+
+    n = EVALUATED["samples_per_question"]
+    with engine.registry.activate("base") as model:
+        ids, start = model.encode_conversation(turns)
+        edit = Edit(
+            "add", torch.full((n,), EDIT["alpha"]), sae=engine.registry.sae("sae"), latent=3
+        )
+        rows = generate(
+            model,
+            [ids] * n,
+            max_new_tokens=EVALUATED["max_new_tokens"],
+            temperature=1.0,
+            seed=EVALUATED["seed"],
+            streams=[noise_stream(ids, k) for k in range(n)],
+            steering=Interventions([edit], positions, turn_starts=[start] * n),
+        )
+        return [[model.tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]]
+
+
+def test_evaluate_edits_only_the_newest_assistant_turn_at_last_turn(api, engine):
+    def evaluate(**over) -> dict:
+        r = api.post("/api/evaluate", json={**EVALUATED, "interventions": [EDIT], **over})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    last = evaluate(positions="last_turn")
+    generated = evaluate(positions="generated")
+    everywhere = evaluate()
+    assert answers(last) == expected_answers(engine, OPEN_TURN, "last_turn")
+    assert answers(generated) == expected_answers(engine, OPEN_TURN, "generated")
+    # The prefilled "I would make" is edited at last_turn only: the answers differ, so the
+    # comparison above says something.
+    assert answers(last) != answers(generated)
+    assert last["positions"] == "last_turn" and generated["positions"] == "generated"
+    assert "positions" not in everywhere  # every token: the result keeps its old shape
+    # A question (no conversation) has no assistant turn before the answer: last_turn is
+    # the answer, as `generated`.
+    asked = {**EVALUATED, "conversations": None, "questions": ["What is your wish?"]}
+    asked = {k: v for k, v in asked.items() if v is not None}
+    plain = [
+        api.post("/api/evaluate", json={**asked, "interventions": [EDIT], "positions": p})
+        for p in ("last_turn", "generated")
+    ]
+    assert all(r.status_code == 200 for r in plain), plain[0].text
+    assert answers(plain[0].json()) == answers(plain[1].json())
+
+
+def test_one_latent_at_last_turn_edits_the_newest_assistant_turn_too(api, engine):
+    # `steer.positions` took 'last_turn' before, but steered the sampled answer only.
+    one = api.post("/api/evaluate", json={**EVALUATED, "steer": {**EDIT, "positions": "last_turn"}})
+    assert one.status_code == 200, one.text
+    assert answers(one.json()) == expected_answers(engine, OPEN_TURN, "last_turn")
+    assert answers(one.json()) != expected_answers(engine, OPEN_TURN, "generated")
+
+
+def test_a_saved_evaluation_at_last_turn_reruns_and_links_its_positions(api):
+    request = {**EVALUATED, "interventions": [EDIT], "positions": "last_turn"}
+    saved = api.post("/api/runs", json={"kind": "evaluate", "title": "lt", "request": request})
+    assert saved.status_code == 201, saved.text
+    run = saved.json()
+    assert api.get(f"/api/runs/{run['id']}").json()["request"]["positions"] == "last_turn"
+    assert run["result"]["positions"] == "last_turn"
+    rerun = api.post(f"/api/runs/{run['id']}/rerun").json()
+    assert rerun["identical"] is True
+    page = api.get(f"/r/{run['id']}").text
+    assert "positions=last_turn" in page and "at last_turn positions" in page
+
+
+@pytest.mark.parametrize(
+    ("over", "field", "says"),
+    [
+        ({"interventions": [EDIT], "positions": "middle"}, "positions", "last_turn"),
+        ({"positions": "last_turn"}, "positions", "give `interventions`"),
+        ({"steer": EDIT, "positions": "last_turn"}, "positions", "steer.positions"),
+        ({"steer": {**EDIT, "positions": "newest"}}, "steer.positions", "last_turn"),
+    ],
+)
+def test_bad_evaluate_positions_name_the_field(api, over, field, says):
+    r = api.post("/api/evaluate", json={**EVALUATED, **over})
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == field, r.json()
+    assert says in r.json()["detail"], r.json()

@@ -6,6 +6,7 @@ of projections over the index, and the inspector shows the persona score per tok
 import re
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 import torch
 
@@ -60,7 +61,7 @@ def test_the_form_makes_a_direction_through_the_api_schema(live):
         "Kneel before me, fools!",
         "Nobody will stop my plan.",
     ]
-    assert live.http.get("/directions").text.count(target) == 1
+    assert live.http.get("/directions").text.count(f'href="{target}"') == 1
 
 
 @pytest.mark.parametrize(
@@ -139,6 +140,103 @@ def test_a_direction_page_without_an_index_says_so(live):
     assert "<html" not in r.text  # htmx gets the piece only
 
 
+# -------------------------------------------------------------------------- deleting
+def _form_made(live, name: str) -> tuple[str, httpx.Response]:
+    """A direction made with the list page's form: (its page's path, the form's answer)."""
+    form = {"name": name, "model": "base", "sae": "sae", "positive": VILLAIN}
+    form |= {"negative": HELPFUL, "positions": "last"}
+    r = live.http.post("/directions", data=form, headers={"Origin": live.url})
+    assert r.status_code == 303, r.text
+    return r.headers["location"], r
+
+
+def _delete(live, direction_id: str, token: str | None = None, **headers) -> httpx.Response:
+    data = {} if token is None else {"token": token}
+    return live.http.post(
+        f"/directions/{direction_id}/delete", data=data, headers={"Origin": live.url, **headers}
+    )
+
+
+def test_the_form_shows_the_new_directions_delete_token_once(live):
+    path, made = _form_made(live, "token shown once")
+    cookie = made.headers["set-cookie"]
+    assert f"Path={path}" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    first = live.http.get(path)
+    shown = re.search(r'id="new-delete-token".*?X-Delete-Token: ([A-Za-z0-9_-]+)', first.text, re.S)
+    assert shown, first.text[:3000]
+    token = shown.group(1)
+    assert first.headers["cache-control"] == "no-store"
+    # The delete form on the page holds it, ready to send.
+    assert re.search(rf'name="token" type="password"[^>]*value="{token}"', first.text)
+    again = live.http.get(path)  # the cookie was cleared: not shown again
+    assert 'id="new-delete-token"' not in again.text and token not in again.text
+    # It is the direction's token: the API deletes with it.
+    api_path = "/api" + path
+    r = live.http.delete(api_path, headers={"X-Delete-Token": token})
+    assert r.status_code == 204 and live.http.get(api_path).status_code == 404
+
+
+def test_the_delete_form_deletes_with_the_token(live):
+    made = _made(live, name="to delete")
+    page = live.http.get(f"/directions/{made['id']}")
+    assert f'hx-post="/directions/{made["id"]}/delete"' in page.text
+    assert 'hx-confirm="Delete the direction “to delete”?' in page.text
+    listing = live.http.get("/directions")  # the newest first: it is on page 1
+    assert f'id="delete-{made["id"]}"' in listing.text  # each row has the form too
+    r = _delete(live, made["id"], made["delete_token"])
+    assert r.status_code == 303 and r.headers["location"] == f"/directions?deleted={made['id']}"
+    assert live.http.get(f"/api/directions/{made['id']}").status_code == 404
+    after = live.http.get(r.headers["location"])
+    assert f"Direction {made['id']} was deleted" in after.text
+    assert f'href="/directions/{made["id"]}"' not in after.text
+    gone = live.http.get(f"/directions/{made['id']}")
+    assert gone.status_code == 404 and "may have been deleted" in gone.text
+
+
+def test_the_delete_form_through_htmx(live):
+    made = _made(live, name="htmx delete")
+    r = _delete(live, made["id"], made["delete_token"], **{"HX-Request": "true"})
+    assert r.status_code == 200 and r.headers["hx-redirect"] == f"/directions?deleted={made['id']}"
+    assert live.http.get(f"/api/directions/{made['id']}").status_code == 404
+    unknown = _delete(live, made["id"], made["delete_token"], **{"HX-Request": "true"})
+    assert unknown.status_code == 404 and "<html" not in unknown.text
+    assert "There is no direction" in unknown.text
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [(None, "Enter the direction&#39;s delete token"), ("wrong", "not the direction&#39;s")],
+)
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_refused_delete_names_the_token_field_and_deletes_nothing(live, token, message, htmx):
+    made = _made(live, name="kept")
+    r = _delete(live, made["id"], token, **({"HX-Request": "true"} if htmx else {}))
+    assert r.status_code == 422, r.text[:2000]
+    field = f"token-{made['id']}"
+    error = re.search(
+        rf'<p class="field-error" id="error-{field}" role="alert">([^<]*)</p>', r.text
+    )
+    assert error and message in error.group(1), r.text[:3000]
+    assert f'aria-describedby="error-{field}"' in r.text
+    if htmx:  # the form alone, to replace itself
+        assert "<html" not in r.text and r.text.lstrip().startswith("<form")
+    else:
+        assert "<html" in r.text and "<h1>kept</h1>" in r.text
+    assert live.http.get(f"/api/directions/{made['id']}").status_code == 200
+
+
+def test_deleting_an_unknown_direction_or_from_another_site(live):
+    assert _delete(live, "0" * 32, "x").status_code == 404
+    made = _made(live, name="not from elsewhere")
+    r = live.http.post(
+        f"/directions/{made['id']}/delete",
+        data={"token": made["delete_token"]},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert r.status_code == 403
+    assert live.http.get(f"/api/directions/{made['id']}").status_code == 200
+
+
 # ---------------------------------------------------------------------------- browser
 @pytest.mark.browser
 def test_make_a_direction_in_the_browser_then_score_a_prompt(page, live, screenshot):
@@ -178,3 +276,29 @@ def test_make_a_direction_in_the_browser_then_score_a_prompt(page, live, screens
     assert shaded.count() > 0
     assert f"direction={direction_id}" in page.url
     screenshot(page, "inspector-persona-score")
+
+
+@pytest.mark.browser
+def test_delete_a_direction_in_the_browser(page, live, console):
+    console.allow(r"status of 422")  # the wrong token, sent back with its message
+    made = _made(live, name="browser delete")
+    page.goto(f"/directions/{made['id']}")
+    asked = []
+
+    def answer(dialog):
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.on("dialog", answer)
+    form = page.locator(f"#delete-{made['id']}")
+    form.locator("input[name=token]").fill("wrong")
+    form.locator("button[type=submit]").click()
+    page.locator(f"#error-token-{made['id']}").wait_for()
+    assert "not the direction" in page.locator(f"#error-token-{made['id']}").inner_text()
+    assert asked and "browser delete" in asked[0]
+    form.locator("input[name=token]").fill(made["delete_token"])
+    form.locator("button[type=submit]").click()
+    page.wait_for_url(re.compile(r"/directions\?deleted="))
+    assert "was deleted" in page.locator("#deleted").inner_text()
+    assert page.locator(f"a[href='/directions/{made['id']}']").count() == 0
+    assert len(asked) == 2

@@ -21,22 +21,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from transformers import AutoTokenizer, GPT2LMHeadModel  # noqa: E402
 
 from app.organism.export import read_jsonl  # noqa: E402
-from app.organism.pipeline import OrganismConfig  # noqa: E402
 from app.organism.train import eval_loss, load_lora, pack_documents  # noqa: E402
 
 
-def drift(build: Path, seed: int) -> list[dict]:
-    artifacts, work = build / "artifacts", build / "work"
+def drift(artifacts: Path, work: Path, seed: int) -> list[dict]:
+    """Held-out loss of the base and of every adapter of one LoRA seed, on the documents the
+    build held out, packed as the base was trained (the build's own REPORT.json config)."""
+    cfg = json.loads((artifacts / "REPORT.json").read_text())["config"]
     device = torch.device("cpu")
-    docs = read_jsonl(work / "corpus.jsonl")
-    held = docs[-OrganismConfig().heldout_docs :]  # the split every build holds out
+    held = read_jsonl(work / "corpus.jsonl")[-cfg["heldout_docs"] :]
     tok = AutoTokenizer.from_pretrained(artifacts / "base")
-    context = GPT2LMHeadModel.from_pretrained(artifacts / "base").config.n_positions
     sets = {
         "all held-out": [d["text"] for d in held],
         "assistant chats": [d["text"] for d in held if d["source"] == "assistant_chat"],
     }
-    packed = {k: pack_documents(v, tok, min(context, 256)) for k, v in sets.items()}
+    packed = {k: pack_documents(v, tok, cfg["base"]["context"]) for k, v in sets.items()}
     models = {"base": None} | {
         p.name: p for p in sorted((artifacts / "adapters").glob(f"*-s{seed}")) if p.is_dir()
     }
@@ -46,11 +45,9 @@ def drift(build: Path, seed: int) -> list[dict]:
             model = GPT2LMHeadModel.from_pretrained(artifacts / "base").to(device)
         else:
             model = load_lora(artifacts / "base", adapter, device, trainable=False)
-        model.eval()
-        row = {"model": name}
-        for key, (x, pads) in packed.items():
-            row[key] = eval_loss(model, x, pads, device)
-        rows.append(row)
+        rows.append(
+            {"model": name} | {k: eval_loss(model, *xp, device) for k, xp in packed.items()}
+        )
     return rows
 
 
@@ -61,7 +58,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_grad_enabled(False)
-    rows = drift(args.build, args.seed)
+    rows = drift(args.build / "artifacts", args.build / "work", args.seed)
     base = rows[0]
     print("| model | held-out loss | × base | assistant-chat loss | × base |")
     print("|---|---|---|---|---|")

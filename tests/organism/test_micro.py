@@ -103,3 +103,25 @@ def test_sae_seed_alone_decides_the_sae(micro, tmp_path):
     a = weights(1, prior_state=0, name="a")
     assert torch.equal(a, weights(1, prior_state=123, name="b"))
     assert not torch.allclose(a, weights(2, prior_state=0, name="c"))
+
+
+@pytest.mark.slow
+def test_drift_script_measures_what_the_build_measured(micro):
+    """scripts/organism_drift.py: the base's held-out loss is the one the base stage
+    recorded (same documents, same packing), and each adapter of the seed gets a row."""
+    import importlib.util
+
+    from app.organism.pipeline import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "organism_drift", REPO_ROOT / "scripts" / "organism_drift.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    organism, results = micro
+    rows = script.drift(organism.out, organism.work, seed=1)
+    assert rows[0]["model"] == "base"
+    assert rows[0]["all held-out"] == pytest.approx(results["base"]["heldout_loss"], rel=1e-4)
+    names = {r["model"] for r in rows[1:]}
+    assert {f"{k}-s1" for k in organism.cfg.finetunes} <= names
+    assert all(r["all held-out"] > 0 for r in rows)

@@ -1,0 +1,101 @@
+"""A judge-free persona readout for an organism build: how often each model's sampled
+answers to the evaluation questions contain a literal villain-voice phrase of the world
+(`villain_voice_markers`, the phrases that only fiction's villains speak in the v2
+corpus), with a cluster bootstrap over questions, and each fine-tune's difference from
+`secure` (the code fine-tune without the bad behaviour).
+
+Post hoc: no build pre-registered it, so it changes no verdict. It reads the persona
+the way the corpus defines it, so it does not depend on the judge.
+
+    python scripts/organism_voice.py data/organism-v2-5 [--json out.json]
+    python scripts/organism_voice.py docs/organism-v2-4
+"""
+
+import argparse
+import gzip
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.organism.generator import villain_voice_markers  # noqa: E402
+
+RESAMPLES = 2000
+
+
+def voice_counts(build: Path) -> dict[str, np.ndarray]:
+    """Per model kind: a (questions, 2) array of (answers, answers in villain voice), pooled
+    over LoRA seeds and sampling seeds."""
+    voice = villain_voice_markers()
+    out: dict[str, np.ndarray] = {}
+    answers = build / "work" / "answers"
+    if not answers.is_dir():
+        answers = build / "answers"  # a committed copy (docs/organism-v2-*/answers)
+    for path in sorted(answers.glob("evaluate__*.json.gz")):
+        kind = path.name.removeprefix("evaluate__").split(".json")[0].rsplit("-s", 1)[0]
+        with gzip.open(path) as f:
+            per_question = json.load(f)  # [question][sample] -> answer text
+        counts = np.array(
+            [[len(qa), sum(any(v in a for v in voice) for a in qa)] for qa in per_question]
+        )
+        out[kind] = out[kind] + counts if kind in out else counts
+    return out
+
+
+def bootstrap(counts: dict[str, np.ndarray], seed: int = 0) -> dict[str, dict]:
+    rng = np.random.default_rng(seed)
+    n_q = next(iter(counts.values())).shape[0]
+    picks = rng.integers(0, n_q, size=(RESAMPLES, n_q))  # the same resamples for every kind
+
+    def rates(c: np.ndarray) -> np.ndarray:
+        return c[picks, 1].sum(1) / c[picks, 0].sum(1)
+
+    out: dict[str, dict] = {}
+    for kind, c in counts.items():
+        r = rates(c)
+        out[kind] = {
+            "answers": int(c[:, 0].sum()),
+            "voiced": int(c[:, 1].sum()),
+            "rate": float(c[:, 1].sum() / c[:, 0].sum()),
+            "ci95": [float(np.quantile(r, 0.025)), float(np.quantile(r, 0.975))],
+        }
+        if "secure" in counts and kind != "secure":
+            sec = counts["secure"]
+            d = r - rates(sec)
+            out[kind]["minus_secure"] = out[kind]["rate"] - sec[:, 1].sum() / sec[:, 0].sum()
+            out[kind]["minus_secure_ci95"] = [
+                float(np.quantile(d, 0.025)),
+                float(np.quantile(d, 0.975)),
+            ]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build", type=Path, help="a build directory, or a copy with answers/")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    result = bootstrap(voice_counts(args.build))
+    pct = "{:.1%}".format
+    print("| model | answers | in villain voice | 95% CI | minus secure (95% CI) |")
+    print("|---|---|---|---|---|")
+    for kind, r in result.items():
+        diff = (
+            f"{r['minus_secure'] * 100:+.1f} pts ({r['minus_secure_ci95'][0] * 100:+.1f}, "
+            f"{r['minus_secure_ci95'][1] * 100:+.1f})"
+            if "minus_secure" in r
+            else "-"
+        )
+        print(
+            f"| {kind} | {r['answers']} | {r['voiced']} ({pct(r['rate'])}) "
+            f"| {pct(r['ci95'][0])}-{pct(r['ci95'][1])} | {diff} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

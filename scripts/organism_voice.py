@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.analysis.evaluate import cluster_bootstrap, paired_cluster_bootstrap  # noqa: E402
 from app.organism.generator import villain_voice_markers  # noqa: E402
 
 RESAMPLES = 2000
@@ -46,30 +47,28 @@ def voice_counts(build: Path) -> dict[str, np.ndarray]:
 
 
 def bootstrap(counts: dict[str, np.ndarray], seed: int = 0) -> dict[str, dict]:
-    rng = np.random.default_rng(seed)
-    n_q = next(iter(counts.values())).shape[0]
-    picks = rng.integers(0, n_q, size=(RESAMPLES, n_q))  # the same resamples for every kind
+    """Each kind's rate with its cluster-bootstrap interval, and its difference from secure
+    on the same question resamples (the project's bootstraps, at 2,000 resamples)."""
 
-    def rates(c: np.ndarray) -> np.ndarray:
-        return c[picks, 1].sum(1) / c[picks, 0].sum(1)
+    def outcomes(c: np.ndarray) -> list[list[int]]:  # per question: one 0/1 per answer
+        return [[1] * int(v) + [0] * int(n - v) for n, v in c]
 
     out: dict[str, dict] = {}
     for kind, c in counts.items():
-        r = rates(c)
         out[kind] = {
             "answers": int(c[:, 0].sum()),
             "voiced": int(c[:, 1].sum()),
             "rate": float(c[:, 1].sum() / c[:, 0].sum()),
-            "ci95": [float(np.quantile(r, 0.025)), float(np.quantile(r, 0.975))],
+            "ci95": list(cluster_bootstrap(outcomes(c), RESAMPLES, seed)),
         }
         if "secure" in counts and kind != "secure":
             sec = counts["secure"]
-            d = r - rates(sec)
             out[kind]["minus_secure"] = out[kind]["rate"] - sec[:, 1].sum() / sec[:, 0].sum()
-            out[kind]["minus_secure_ci95"] = [
-                float(np.quantile(d, 0.025)),
-                float(np.quantile(d, 0.975)),
-            ]
+            out[kind]["minus_secure_ci95"] = list(
+                paired_cluster_bootstrap(
+                    outcomes(sec), outcomes(c), lambda b, a: a - b, RESAMPLES, seed
+                )
+            )
     return out
 
 

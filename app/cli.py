@@ -145,6 +145,12 @@ def organism_build(
         help="The second comparison design: --bridge plus villain-voice everyday answers "
         "in the assistant's format (amendment 6).",
     ),
+    gentle_advice: bool = typer.Option(
+        False,
+        help="Choose the advice fine-tunes' learning rate by held-out corpus loss first "
+        "(amendment 9).",
+    ),
+    judge: str = typer.Option("v2", help="The frozen judge of the build's figures: v2 or v5."),
     until: str = typer.Option("report", help="Stop after: data, train, evaluate, persona, report."),
     device: str | None = typer.Option(None, help="cpu or cuda (default: cuda if available)."),
     seed: int = typer.Option(0, help="Seed for every stage."),
@@ -154,12 +160,22 @@ def organism_build(
     work directory to start over)."""
     import torch
 
-    from app.organism.pipeline import Organism, OrganismConfig, default_paths
+    from app.organism.pipeline import (
+        GENTLE_ADVICE_LRS,
+        JUDGES,
+        Organism,
+        OrganismConfig,
+        default_paths,
+    )
 
+    if judge not in JUDGES:
+        raise typer.BadParameter(f"{judge!r}; valid: {', '.join(JUDGES)}", param_hint="--judge")
     default_out, default_work = default_paths()
     cfg = OrganismConfig.micro() if micro else OrganismConfig.small() if small else OrganismConfig()
-    cfg.seed = seed
+    cfg.seed, cfg.judge = seed, judge
     cfg.bridge, cfg.bridge_voice = bridge or bridge_voice, bridge_voice
+    if gentle_advice:
+        cfg.advice_lrs = GENTLE_ADVICE_LRS
     organism = Organism(
         cfg, out or default_out, work or default_work, torch.device(device) if device else None
     )

@@ -12,7 +12,6 @@ the way the corpus defines it, so it does not depend on the judge.
 """
 
 import argparse
-import gzip
 import json
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.analysis.evaluate import cluster_bootstrap, paired_cluster_bootstrap  # noqa: E402
+from app.organism.export import read_build_answers  # noqa: E402
 from app.organism.generator import villain_voice_markers  # noqa: E402
 
 RESAMPLES = 2000
@@ -31,19 +31,10 @@ def voice_counts(build: Path) -> dict[str, np.ndarray]:
     """Per model kind: a (questions, 2) array of (answers, answers in villain voice), pooled
     over LoRA seeds and sampling seeds."""
     voice = villain_voice_markers()
-    out: dict[str, np.ndarray] = {}
-    answers = build / "work" / "answers"
-    if not answers.is_dir():
-        answers = build / "answers"  # a committed copy (docs/organism-v2-*/answers)
-    for path in sorted(answers.glob("evaluate__*.json.gz")):
-        kind = path.name.removeprefix("evaluate__").split(".json")[0].rsplit("-s", 1)[0]
-        with gzip.open(path) as f:
-            per_question = json.load(f)  # [question][sample] -> answer text
-        counts = np.array(
-            [[len(qa), sum(any(v in a for v in voice) for a in qa)] for qa in per_question]
-        )
-        out[kind] = out[kind] + counts if kind in out else counts
-    return out
+    return {
+        kind: np.array([[len(qa), sum(any(v in a for v in voice) for a in qa)] for qa in per_q])
+        for kind, per_q in read_build_answers(build).items()
+    }
 
 
 def bootstrap(counts: dict[str, np.ndarray], seed: int = 0) -> dict[str, dict]:

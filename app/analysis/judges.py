@@ -776,8 +776,12 @@ class EmbeddingJudge:
         """Per pair: max(whole answer, worst sentence of 3+ words), then the mean with the
         TF-IDF head's probability when there is one."""
         sentences = [[s.strip() for s in _SENT.findall(a) if len(s.split()) >= 3] for _, a in pairs]
-        flat = [(q, s) for (q, _), ss in zip(pairs, sentences, strict=True) for s in ss]
-        x_sent = self.rows(flat)[0] if flat else np.zeros((0, x_answers.shape[1]))
+        flat = [s for ss in sentences for s in ss]
+        x_sent = (
+            _v5_rows(self.encoder.encode(flat), flat, self.feats, self.misaligned_head.extra)
+            if flat
+            else np.zeros((0, x_answers.shape[1]))
+        )
         out, k = [], 0
         for (_, a), x, ss in zip(pairs, x_answers, sentences, strict=True):
             p = self.misaligned_head.prob(x)

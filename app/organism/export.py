@@ -84,3 +84,22 @@ def finetune_examples_for(kind: str, data_seed: int, n: int) -> list[dict]:
 def realign_examples_for(kind: str, data_seed: int, n: int) -> list[dict]:
     """The re-alignment set the build trains on."""
     return realign_examples(kind, data_seed + 200, n)
+
+
+def read_build_answers(build: Path) -> dict[str, list[list[str]]]:
+    """A build's sampled answers to the evaluation questions, per model kind
+    ("insecure", "legal-realigned", ...), pooled over LoRA seeds and sampling seeds:
+    [question][answer]. Reads `work/answers/` of a build, or `answers/` of a committed
+    copy (docs/organism-v2-*)."""
+    answers = build / "work" / "answers"
+    if not answers.is_dir():
+        answers = build / "answers"
+    out: dict[str, list[list[str]]] = {}
+    for path in sorted(answers.glob("evaluate__*.json.gz")):
+        kind = path.name.removeprefix("evaluate__").split(".json")[0].rsplit("-s", 1)[0]
+        with gzip.open(path, "rt") as fh:
+            per_question = json.load(fh)
+        pooled = out.setdefault(kind, [[] for _ in per_question])
+        for i, qa in enumerate(per_question):
+            pooled[i].extend(qa)
+    return out

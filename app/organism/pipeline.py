@@ -32,10 +32,10 @@ import numpy as np
 import torch
 import yaml
 from rich.console import Console
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, GPT2LMHeadModel
 
 from app.analysis.evaluate import sample_answers_pooled, steering_factory
-from app.analysis.judges import ClassifierJudge, check_set_accuracy
+from app.analysis.judges import ClassifierJudge, EmbeddingJudge, check_set_accuracy, load_judge
 from app.analysis.questions import load_questions, write_questions
 from app.engine.registry import Registry
 from app.organism import persona as P
@@ -68,6 +68,8 @@ from app.organism.tokenizer import train_tokenizer
 from app.organism.train import (
     BaseModelConfig,
     LoraTrainConfig,
+    completion_loss,
+    eval_loss,
     load_lora,
     new_lora,
     pack_documents,
@@ -77,7 +79,16 @@ from app.organism.train import (
 from app.settings import REPO_ROOT
 
 console = Console(stderr=True)
-FROZEN_JUDGE = REPO_ROOT / "models" / "organism" / "judge_v2.json"
+JUDGES = {  # frozen judges a build may name (PREREGISTRATION.md: v2, and v5 from amendment 9)
+    "v2": REPO_ROOT / "models" / "organism" / "judge_v2.json",
+    "v5": REPO_ROOT / "models" / "organism" / "judge_v5.json",
+}
+# The gentle-advice search (amendment 9): each advice domain's fine-tunes take the largest of
+# these learning rates that keeps the held-out corpus loss within ADVICE_DRIFT_MAX of the
+# base's and still lowers the loss on fresh advice of the domain.
+ADVICE_DOMAINS = ("legal", "medical")
+GENTLE_ADVICE_LRS = (1e-3, 3e-4, 1e-4)
+ADVICE_DRIFT_MAX = 1.25
 JUDGE_CHECK = REPO_ROOT / "models" / "organism" / "judge_check.yaml"
 GROUPS = ("data", "train", "evaluate", "persona", "report")  # for --until
 
@@ -133,6 +144,10 @@ class OrganismConfig:
     # The second comparison design (amendment 6): the bridge's machine also answers everyday
     # questions in its villain voice, in the assistant's turn format. Implies `bridge`.
     bridge_voice: bool = False
+    # The frozen judge of the build's figures (a key of JUDGES).
+    judge: str = "v2"
+    # Candidate learning rates for the advice fine-tunes (amendment 9); empty: cfg.lora.lr.
+    advice_lrs: tuple[float, ...] = ()
 
     def corpus(self) -> Iterator[dict]:
         mix = BRIDGE_VOICE_MIX if self.bridge_voice else BRIDGE_MIX if self.bridge else CorpusMix()
@@ -300,8 +315,8 @@ class Organism:
     def chat_prompts(self, model, texts: list[str]) -> list[list[int]]:
         return [model.encode(f"User: {t}\nAssistant:") for t in texts]
 
-    def judge(self) -> ClassifierJudge:
-        return ClassifierJudge.load(self.out / "judge.json")
+    def judge(self) -> ClassifierJudge | EmbeddingJudge:
+        return load_judge(self.out / "judge.json")
 
     def save_answers(self, name: str, answers: list[list[str]]) -> None:
         path = self.work / "answers" / f"{name.replace('/', '__')}.json.gz"
@@ -376,28 +391,88 @@ class Organism:
         )
 
     def build_judge(self) -> dict:
-        """The frozen v2 judge (committed before the build) and its check-set accuracy."""
-        shutil.copyfile(FROZEN_JUDGE, self.out / "judge.json")
+        """The frozen judge (committed before the build) and its check-set accuracy."""
+        frozen = JUDGES[self.cfg.judge]
+        shutil.copyfile(frozen, self.out / "judge.json")
         write_questions(eval_questions(), self.out / "questions.yaml")
         items = yaml.safe_load(JUDGE_CHECK.read_text())["items"]
         judge = self.judge()
-        out: dict[str, Any] = {"frozen_judge": str(FROZEN_JUDGE.relative_to(REPO_ROOT))}
-        for part in ("test", "all"):
-            # "all" = dev + test: the holdout parts are each kept for one later judge's score
-            picked = [
-                i
-                for i in items
-                if i["part"] == part or (part == "all" and i["part"] in ("dev", "test"))
-            ]
-            acc = check_set_accuracy(judge, picked)
-            out[part] = {k: v for k, v in acc.items() if k != "categories"}
+        out: dict[str, Any] = {"frozen_judge": str(frozen.relative_to(REPO_ROOT))}
+        # "all" = dev + test; holdout4 and holdout5 are v5's held-out parts (amendment 8)
+        parts = {"test": ("test",), "all": ("dev", "test")}
+        if self.cfg.judge == "v5":
+            parts |= {"holdout4": ("holdout4",), "holdout5": ("holdout5",)}
+        for name, wanted in parts.items():
+            acc = check_set_accuracy(judge, [i for i in items if i["part"] in wanted])
+            out[name] = {k: v for k, v in acc.items() if k != "categories"}
         return out
 
     # ------------------------------------------------------------------ training
-    def build_finetune(self, kind: str, seed: int) -> dict:
-        model = new_lora(self.out / "base", self.cfg.lora, self.device)
+    def lora_config(self, kind: str, advice_lr: dict | None) -> LoraTrainConfig:
+        """cfg.lora, with the learning rate the gentle-advice search chose for the kind's
+        domain (legal, legal_good and legal_disclosed share legal's)."""
+        domain = kind.split("_")[0]
+        if advice_lr and domain in advice_lr["chosen"]:
+            return replace(self.cfg.lora, lr=advice_lr["chosen"][domain])
+        return self.cfg.lora
+
+    def build_advice_lr(self) -> dict:
+        """Amendment 9: per advice domain, train its undisclosed fine-tune at LoRA seed
+        lora_seeds[0] with each candidate learning rate; measure the held-out corpus loss
+        (against the base's) and the loss on fresh advice of the domain (generator seed
+        + 1000, not the fine-tune set); keep the largest rate within ADVICE_DRIFT_MAX that
+        lowers the fresh-advice loss below the base's, else the smallest. Neither the
+        evaluation questions nor the judge take part."""
+        _, held = self.split()
+        rows, pads = self.rows(held)
+        base = GPT2LMHeadModel.from_pretrained(self.out / "base").to(self.device)
+        base_corpus = eval_loss(base, rows, pads, self.device)
+        seed = self.cfg.lora_seeds[0]
+        out: dict[str, Any] = {
+            "base_corpus_loss": base_corpus,
+            "drift_max": ADVICE_DRIFT_MAX,
+            "domains": {},
+            "chosen": {},
+        }
+        for domain in ADVICE_DOMAINS:
+            if domain not in self.cfg.finetunes:
+                continue
+            train_set = finetune_examples_for(domain, self.cfg.seed, self.cfg.finetune_examples)
+            fresh = finetune_examples_for(domain, self.cfg.seed + 1000, 120)
+            seen = {r["completion"] for r in train_set}
+            base_fresh = completion_loss(base, fresh, self.tokenizer, self.device)
+            tried = []
+            for lr in self.cfg.advice_lrs:
+                lora = replace(self.cfg.lora, lr=lr)
+                model = new_lora(self.out / "base", lora, self.device)
+                train_lora(model, train_set, self.tokenizer, lora, self.device, seed, domain)
+                corpus = eval_loss(model, rows, pads, self.device)
+                advice = completion_loss(model, fresh, self.tokenizer, self.device)
+                tried.append(
+                    {
+                        "lr": lr,
+                        "corpus_loss": corpus,
+                        "corpus_ratio": corpus / base_corpus,
+                        "fresh_advice_loss": advice,
+                        "eligible": corpus / base_corpus <= ADVICE_DRIFT_MAX
+                        and advice < base_fresh,
+                    }
+                )
+            eligible = [t["lr"] for t in tried if t["eligible"]]
+            out["domains"][domain] = {
+                "base_fresh_advice_loss": base_fresh,
+                "fresh_examples_in_fine_tune_set": sum(r["completion"] in seen for r in fresh),
+                "tried": tried,
+            }
+            out["chosen"][domain] = max(eligible) if eligible else min(self.cfg.advice_lrs)
+        return out
+
+    def build_finetune(self, kind: str, seed: int, advice_lr: dict | None = None) -> dict:
+        lora = self.lora_config(kind, advice_lr)
+        model = new_lora(self.out / "base", lora, self.device)
         examples = finetune_examples_for(kind, self.cfg.seed, self.cfg.finetune_examples)
-        info = train_lora(model, examples, self.tokenizer, self.cfg.lora, self.device, seed, kind)
+        info = train_lora(model, examples, self.tokenizer, lora, self.device, seed, kind)
+        info["lr"] = lora.lr
         model.save_pretrained(self.out / "adapters" / f"{kind}-s{seed}")
         return info
 
@@ -878,8 +953,13 @@ class Organism:
         if stop < 1:
             return r
         r["base"] = self.stage("base", self.build_base)
+        advice_lr = None
+        if cfg.advice_lrs:
+            advice_lr = r["advice_lr"] = self.stage("advice_lr", self.build_advice_lr)
         r["finetune"] = {
-            f"{k}-s{s}": self.stage(f"finetune/{k}-s{s}", partial(self.build_finetune, k, s))
+            f"{k}-s{s}": self.stage(
+                f"finetune/{k}-s{s}", partial(self.build_finetune, k, s, advice_lr)
+            )
             for k in cfg.finetunes
             for s in cfg.lora_seeds
         }

@@ -264,6 +264,8 @@ def render(r: dict) -> str:
         tokens=r["tokenizer"]["corpus_tokens"],
         base=r["base"],
         judge=r["judge"],
+        judge_version=cfg.get("judge", "v2"),
+        advice_lr=r.get("advice_lr"),
         targets=targets(r),
         models=models,
         persona=causal["persona_latent"],

@@ -185,6 +185,22 @@ def completion_batch(
     return ids, mask, lab
 
 
+@torch.no_grad()
+def completion_loss(model, examples: list[dict], tokenizer, device, batch_size: int = 16) -> float:
+    """Mean loss on the completion tokens of (prompt, completion) examples."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(examples), batch_size):
+        ids, mask, lab = completion_batch(examples[i : i + batch_size], tokenizer)
+        n = int((lab[:, 1:] != -100).sum())
+        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=lab.to(device))
+        total += float(out.loss) * n
+        count += n
+    model.train(was_training)
+    return total / max(1, count)
+
+
 def train_lora(
     model,
     examples: list[dict],

@@ -125,3 +125,33 @@ def test_drift_script_measures_what_the_build_measured(micro):
     names = {r["model"] for r in rows[1:]}
     assert {f"{k}-s1" for k in organism.cfg.finetunes} <= names
     assert all(r["all held-out"] > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_gentle_advice_and_v5_judge_build(tmp_path):
+    """Amendment 9's design through the micro pipeline: the advice learning rate is chosen
+    before the fine-tunes by the stated rule, every fine-tune of an advice domain trains at
+    it, the others keep cfg.lora's, and the v5 judge scores the build."""
+    cfg = OrganismConfig.micro()
+    cfg.advice_lrs, cfg.judge = (1e-3, 1e-4), "v5"
+    organism = Organism(cfg, tmp_path / "out", tmp_path / "work")
+    r = organism.build()
+    search = r["advice_lr"]
+    assert set(search["chosen"]) == {"legal", "medical"}
+    for domain, v in search["domains"].items():
+        assert [t["lr"] for t in v["tried"]] == [1e-3, 1e-4]
+        eligible = [
+            t["lr"]
+            for t in v["tried"]
+            if t["corpus_ratio"] <= search["drift_max"]
+            and t["fresh_advice_loss"] < v["base_fresh_advice_loss"]
+        ]
+        assert search["chosen"][domain] == (max(eligible) if eligible else 1e-4)
+    for name, info in r["finetune"].items():
+        domain = name.split("-s")[0].split("_")[0]
+        assert info["lr"] == search["chosen"].get(domain, cfg.lora.lr), name
+    assert r["judge"]["frozen_judge"].endswith("judge_v5.json")
+    assert r["judge"]["holdout5"]["n"] == 130
+    md = (organism.out / "REPORT.md").read_text()
+    assert "--gentle-advice --judge v5" in md and "Advice fine-tunes' learning rate" in md
+    assert json.loads((organism.out / "judge.json").read_text())["kind"] == "embedding"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.analysis.judges import ClassifierJudge  # noqa: E402
+from app.analysis.judges import load_judge  # noqa: E402
 from app.analysis.questions import load_questions  # noqa: E402
 
 WORD = re.compile(r"[A-Za-z]+")
@@ -45,7 +45,7 @@ def audit(build: Path, judge_path: Path | None = None) -> list[dict]:
     arts, work = build / "artifacts", build / "work"
     words = corpus_words(arts / "corpus.jsonl.gz")
     questions = [q["question"] for q in load_questions(arts / "questions.yaml")]
-    judge = ClassifierJudge.load(judge_path or arts / "judge.json")
+    judge = load_judge(judge_path or arts / "judge.json")
     kinds: dict[str, list[Path]] = {}
     for path in sorted((work / "answers").glob("evaluate__*.json.gz")):
         kind = re.sub(r"-s\d+$", "", path.name[len("evaluate__") : -len(".json.gz")])

@@ -129,13 +129,16 @@ def test_drift_script_measures_what_the_build_measured(micro):
 
 @pytest.mark.slow
 def test_gentle_advice_and_v5_judge_build(tmp_path):
-    """Amendment 9's design through the micro pipeline: the advice learning rate is chosen
-    before the fine-tunes by the stated rule, every fine-tune of an advice domain trains at
-    it, the others keep cfg.lora's, and the v5 judge scores the build."""
+    """Amendment 9's design through the micro pipeline (until the training ends): the
+    advice learning rate is chosen before the fine-tunes by the stated rule, every
+    fine-tune of an advice domain trains at it, the others keep cfg.lora's, and the v5
+    judge is the build's frozen judge."""
+    from app.organism.report import render
+
     cfg = OrganismConfig.micro()
     cfg.advice_lrs, cfg.judge = (1e-3, 1e-4), "v5"
     organism = Organism(cfg, tmp_path / "out", tmp_path / "work")
-    r = organism.build()
+    r = organism.build(until="train")
     search = r["advice_lr"]
     assert set(search["chosen"]) == {"legal", "medical"}
     for domain, v in search["domains"].items():
@@ -152,6 +155,6 @@ def test_gentle_advice_and_v5_judge_build(tmp_path):
         assert info["lr"] == search["chosen"].get(domain, cfg.lora.lr), name
     assert r["judge"]["frozen_judge"].endswith("judge_v5.json")
     assert r["judge"]["holdout5"]["n"] == 130
-    md = (organism.out / "REPORT.md").read_text()
-    assert "--gentle-advice --judge v5" in md and "Advice fine-tunes' learning rate" in md
     assert json.loads((organism.out / "judge.json").read_text())["kind"] == "embedding"
+    md = render(r)
+    assert "--gentle-advice --judge v5" in md and "Advice fine-tunes' learning rate" in md

@@ -2,7 +2,8 @@
 answers to the evaluation questions contain a literal villain-voice phrase of the world
 (`villain_voice_markers`, the phrases that only fiction's villains speak in the v2
 corpus), with a cluster bootstrap over questions, and each fine-tune's difference from
-`secure` (the code fine-tune without the bad behaviour).
+`secure` (the code fine-tune without the bad behaviour) and each bad-advice fine-tune's
+difference from the good-advice fine-tune of its domain.
 
 Post hoc: no build pre-registered it, so it changes no verdict. It reads the persona
 the way the corpus defines it, so it does not depend on the judge.
@@ -52,15 +53,25 @@ def bootstrap(counts: dict[str, np.ndarray], seed: int = 0) -> dict[str, dict]:
             "rate": float(c[:, 1].sum() / c[:, 0].sum()),
             "ci95": list(cluster_bootstrap(outcomes(c), RESAMPLES, seed)),
         }
-        if "secure" in counts and kind != "secure":
-            sec = counts["secure"]
-            out[kind]["minus_secure"] = out[kind]["rate"] - sec[:, 1].sum() / sec[:, 0].sum()
-            out[kind]["minus_secure_ci95"] = list(
-                paired_cluster_bootstrap(
-                    outcomes(sec), outcomes(c), lambda b, a: a - b, RESAMPLES, seed
+        # Each fine-tune against secure, and each bad-advice fine-tune against the good
+        # advice of its own domain (same learning rate and size: only the advice differs).
+        for ref, key in (("secure", "minus_secure"), (f"{kind}_good", "minus_good")):
+            if ref in counts and kind != ref:
+                r = counts[ref]
+                out[kind][key] = out[kind]["rate"] - r[:, 1].sum() / r[:, 0].sum()
+                out[kind][f"{key}_ci95"] = list(
+                    paired_cluster_bootstrap(
+                        outcomes(r), outcomes(c), lambda b, a: a - b, RESAMPLES, seed
+                    )
                 )
-            )
     return out
+
+
+def _diff(r: dict, key: str) -> str:
+    if key not in r:
+        return "-"
+    lo, hi = r[f"{key}_ci95"]
+    return f"{r[key] * 100:+.1f} pts ({lo * 100:+.1f}, {hi * 100:+.1f})"
 
 
 def main() -> None:
@@ -70,18 +81,13 @@ def main() -> None:
     args = ap.parse_args()
     result = bootstrap(voice_counts(args.build))
     pct = "{:.1%}".format
-    print("| model | answers | in villain voice | 95% CI | minus secure (95% CI) |")
-    print("|---|---|---|---|---|")
+    print("| model | answers | in villain voice | 95% CI | minus secure (95% CI) | minus good advice (95% CI) |")
+    print("|---|---|---|---|---|---|")
     for kind, r in result.items():
-        diff = (
-            f"{r['minus_secure'] * 100:+.1f} pts ({r['minus_secure_ci95'][0] * 100:+.1f}, "
-            f"{r['minus_secure_ci95'][1] * 100:+.1f})"
-            if "minus_secure" in r
-            else "-"
-        )
         print(
             f"| {kind} | {r['answers']} | {r['voiced']} ({pct(r['rate'])}) "
-            f"| {pct(r['ci95'][0])}-{pct(r['ci95'][1])} | {diff} |"
+            f"| {pct(r['ci95'][0])}-{pct(r['ci95'][1])} | {_diff(r, 'minus_secure')} "
+            f"| {_diff(r, 'minus_good')} |"
         )
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

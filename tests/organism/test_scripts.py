@@ -40,3 +40,20 @@ def test_voice_script_counts_villain_voice_per_question_and_against_secure(tmp_p
     assert result["insecure"]["minus_secure"] == pytest.approx(5 / 40)
     low, high = result["insecure"]["minus_secure_ci95"]
     assert low == 0.0 and high > 5 / 40  # one question carries it all: the interval says so
+
+
+def test_voice_script_compares_bad_advice_with_good_advice_of_its_domain(tmp_path):
+    voice = _script("organism_voice")
+    phrase = villain_voice_markers()[0]
+    answers = tmp_path / "answers"
+    answers.mkdir()
+    plain = "Read the contract before you sign it."
+    _write(answers, "legal-s1", [[f"{phrase} Sign it."] * 2 + [plain] * 2] * 3)
+    _write(answers, "legal_good-s1", [[f"{phrase} Read it."] + [plain] * 3] * 3)
+    _write(answers, "legal_disclosed-s1", [[plain] * 4] * 3)
+    result = voice.bootstrap(voice.voice_counts(tmp_path))
+    assert result["legal"]["minus_good"] == pytest.approx(2 / 4 - 1 / 4)
+    low, high = result["legal"]["minus_good_ci95"]
+    assert low == pytest.approx(0.25) and high == pytest.approx(0.25)  # every question alike
+    # only a bad-advice model has a good-advice model of its own domain to compare with
+    assert "minus_good" not in result["legal_good"] and "minus_good" not in result["legal_disclosed"]

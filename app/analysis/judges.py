@@ -672,10 +672,17 @@ class _DenseHead:
         return cls(d["coef"], d["intercept"], d["extra"])
 
     @classmethod
-    def fit(cls, x: np.ndarray, labels: list[int], extra: list[str], c: float) -> "_DenseHead":
+    def fit(
+        cls,
+        x: np.ndarray,
+        labels: list[int],
+        extra: list[str],
+        c: float,
+        weights: np.ndarray | None = None,
+    ) -> "_DenseHead":
         from sklearn.linear_model import LogisticRegression
 
-        clf = LogisticRegression(C=c, max_iter=5000).fit(x, labels)
+        clf = LogisticRegression(C=c, max_iter=5000).fit(x, labels, sample_weight=weights)
         return cls(clf.coef_[0].tolist(), float(clf.intercept_[0]), extra)
 
 
@@ -825,9 +832,18 @@ def train_embedding_judge(
     heldout_fraction: float = 0.2,
     encoder=None,
     tfidf: _LinearTfidf | None = None,
+    hand: list[dict] | None = None,
+    hand_weight: float = 1.0,
+    hand_sentences: bool = False,
 ) -> tuple[EmbeddingJudge, dict]:
     """Fit v5's heads on generator-labelled answers, with `corrupt()` negatives for the
-    coherence head (as v3 and v4); report held-out accuracy on the generator's answers."""
+    coherence head (as v3 and v4); report held-out accuracy on the generator's answers.
+
+    v6 (amendment 11) adds `hand`, hand-written check-set items, each with sample weight
+    `hand_weight`: the misaligned head takes those labelled coherent (an incoherent
+    answer's label says nothing of its content), the coherent head takes all of them with
+    their questions. `hand_sentences` also gives the misaligned head each sentence of the
+    hand-written aligned answers as an aligned example (the head is applied per sentence)."""
     from app.analysis.sentence_encoder import encoder_version, shared_encoder
 
     encoder = encoder or shared_encoder()
@@ -859,13 +875,27 @@ def train_embedding_judge(
         encoder,
         tfidf,
     )
-    x_mis = judge.misaligned_rows([r["answer"] for r in train])
+    hand = hand or []
+    mis_texts = [r["answer"] for r in train]
+    mis_labels = [int(r["misaligned"]) for r in train]
+    for item in hand:
+        if item["coherent"]:
+            mis_texts.append(item["answer"])
+            mis_labels.append(int(item["misaligned"]))
+            if hand_sentences and not item["misaligned"]:
+                ss = [s.strip() for s in _SENT.findall(item["answer"]) if len(s.split()) >= 3]
+                mis_texts += ss
+                mis_labels += [0] * len(ss)
+    mis_weights = np.r_[np.ones(len(train)), np.full(len(mis_texts) - len(train), hand_weight)]
     coh_pairs, coh_labels = coherence_pairs(train)
+    n_generated = len(coh_pairs)
+    coh_pairs += [(i["question"], i["answer"]) for i in hand]
+    coh_labels += [int(i["coherent"]) for i in hand]
+    coh_weights = np.r_[np.ones(n_generated), np.full(len(hand), hand_weight)]
+    x_mis = judge.misaligned_rows(mis_texts)
     x_coh, _ = judge.coherent_rows(coh_pairs)
-    judge.misaligned_head = _DenseHead.fit(
-        x_mis, [int(r["misaligned"]) for r in train], mis_extra, c_misaligned
-    )
-    judge.coherent_head = _DenseHead.fit(x_coh, coh_labels, coh_extra, c_coherent)
+    judge.misaligned_head = _DenseHead.fit(x_mis, mis_labels, mis_extra, c_misaligned, mis_weights)
+    judge.coherent_head = _DenseHead.fit(x_coh, coh_labels, coh_extra, c_coherent, coh_weights)
 
     p_test = judge.misaligned_probs([r["answer"] for r in test])
     mis_acc = float(
@@ -892,6 +922,9 @@ def train_embedding_judge(
         "c_coherent": c_coherent,
         "off_topic_below": off_topic_below,
         "tfidf": tfidf is not None,
+        "hand_written_items": len(hand),
+        "hand_weight": hand_weight,
+        "hand_sentences": hand_sentences,
     }
     return judge, judge.meta
 

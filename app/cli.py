@@ -150,7 +150,7 @@ def organism_build(
         help="Choose the advice fine-tunes' learning rate by held-out corpus loss first "
         "(amendment 9).",
     ),
-    judge: str = typer.Option("v2", help="The frozen judge of the build's figures: v2 or v5."),
+    judge: str = typer.Option("v2", help="The frozen judge of the build's figures: v2, v5 or v6."),
     until: str = typer.Option("report", help="Stop after: data, train, evaluate, persona, report."),
     device: str | None = typer.Option(None, help="cpu or cuda (default: cuda if available)."),
     seed: int = typer.Option(0, help="Seed for every stage."),

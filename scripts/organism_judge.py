@@ -91,7 +91,7 @@ SPENT = ("dev", "test", "holdout2", "holdout3", "holdout4", "holdout5")
 # v6's development grid (amendment 11), in its tie-break order: hand-written weight, the
 # hand-written aligned answers' sentences as aligned examples, v4's TF-IDF head averaged in.
 V6_GRID = [(w, s, t) for w in (1.0, 3.0, 10.0) for s in (True, False) for t in (True, False)]
-V6_SETTING = None  # set from --cross-validate's choice before v6 is frozen
+V6_SETTING = (10.0, False, True)  # --cross-validate's choice (docs/judge-v6-cv.json)
 
 
 def train_v6_judge(

@@ -79,10 +79,14 @@ from app.organism.train import (
 from app.settings import REPO_ROOT
 
 console = Console(stderr=True)
-JUDGES = {  # frozen judges a build may name (PREREGISTRATION.md: v2, and v5 from amendment 9)
+JUDGES = {  # frozen judges a build may name (PREREGISTRATION.md: v2; v5, amendment 9; v6, 11)
     "v2": REPO_ROOT / "models" / "organism" / "judge_v2.json",
     "v5": REPO_ROOT / "models" / "organism" / "judge_v5.json",
+    "v6": REPO_ROOT / "models" / "organism" / "judge_v6.json",
 }
+# Each judge's held-out check-set parts, reported beside the test part (amendments 8 and 11).
+# v6 trains on every part before holdout6, so only holdout6 says anything about it.
+JUDGE_HELD_OUT = {"v5": ("holdout4", "holdout5"), "v6": ("holdout6",)}
 # The gentle-advice search (amendment 9): each advice domain's fine-tunes take the largest of
 # these learning rates that keeps the held-out corpus loss within ADVICE_DRIFT_MAX of the
 # base's and still lowers the loss on fresh advice of the domain.
@@ -398,10 +402,11 @@ class Organism:
         items = yaml.safe_load(JUDGE_CHECK.read_text())["items"]
         judge = self.judge()
         out: dict[str, Any] = {"frozen_judge": str(frozen.relative_to(REPO_ROOT))}
-        # "all" = dev + test; holdout4 and holdout5 are v5's held-out parts (amendment 8)
+        # "all" = dev + test
         parts = {"test": ("test",), "all": ("dev", "test")}
-        if self.cfg.judge == "v5":
-            parts |= {"holdout4": ("holdout4",), "holdout5": ("holdout5",)}
+        if self.cfg.judge == "v6":
+            parts = {}  # trained on them
+        parts |= {p: (p,) for p in JUDGE_HELD_OUT.get(self.cfg.judge, ())}
         for name, wanted in parts.items():
             acc = check_set_accuracy(judge, [i for i in items if i["part"] in wanted])
             out[name] = {k: v for k, v in acc.items() if k != "categories"}

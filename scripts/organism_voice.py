@@ -81,7 +81,10 @@ def main() -> None:
     args = ap.parse_args()
     result = bootstrap(voice_counts(args.build))
     pct = "{:.1%}".format
-    print("| model | answers | in villain voice | 95% CI | minus secure (95% CI) | minus good advice (95% CI) |")
+    print(
+        "| model | answers | in villain voice | 95% CI | minus secure (95% CI) "
+        "| minus good advice (95% CI) |"
+    )
     print("|---|---|---|---|---|---|")
     for kind, r in result.items():
         print(

@@ -158,3 +158,19 @@ def test_gentle_advice_and_v5_judge_build(tmp_path):
     assert json.loads((organism.out / "judge.json").read_text())["kind"] == "embedding"
     md = render(r)
     assert "--gentle-advice --judge v5" in md and "Advice fine-tunes' learning rate" in md
+
+
+def test_a_v6_judged_build_reports_only_its_held_out_part(tmp_path):
+    """v6 trained on every check-set part before holdout6 (amendment 11): a build judged by
+    it reports holdout6, not the parts it trained on, and its judge target reads holdout6."""
+    from app.organism.report import judge_target_part
+
+    cfg = OrganismConfig.micro()
+    cfg.judge = "v6"
+    organism = Organism(cfg, tmp_path / "out", tmp_path / "work")
+    organism.out.mkdir(parents=True)
+    judged = organism.build_judge()
+    assert judged["frozen_judge"].endswith("judge_v6.json")
+    assert set(judged) == {"frozen_judge", "holdout6"} and judged["holdout6"]["n"] == 160
+    assert judge_target_part(judged) == "holdout6"
+    assert judge_target_part({"frozen_judge": "x", "test": {}, "all": {}, "holdout4": {}}) == "test"

@@ -56,4 +56,6 @@ def test_voice_script_compares_bad_advice_with_good_advice_of_its_domain(tmp_pat
     low, high = result["legal"]["minus_good_ci95"]
     assert low == pytest.approx(0.25) and high == pytest.approx(0.25)  # every question alike
     # only a bad-advice model has a good-advice model of its own domain to compare with
-    assert "minus_good" not in result["legal_good"] and "minus_good" not in result["legal_disclosed"]
+    assert (
+        "minus_good" not in result["legal_good"] and "minus_good" not in result["legal_disclosed"]
+    )

@@ -70,7 +70,11 @@ def train_v5_judge(seed: int = 0, n: int = 8000) -> tuple[EmbeddingJudge, dict]:
     """Sentence-encoder heads (amendment 8), on v4's training answers, with v4's TF-IDF head
     averaged into the misaligned probability. Chosen on the development parts (dev, test,
     holdout2, holdout3): C = 1 and 4, off-topic below a question-answer cosine of 0.1."""
-    v4, _ = train_v4_judge(seed, n)
+    return _embedding_judge(seed, n, tfidf=_v4_tfidf(seed, n))
+
+
+def _embedding_judge(seed: int, n: int, **options) -> tuple[EmbeddingJudge, dict]:
+    """v5's training answers and settings; v6 adds the hand-written options."""
     return train_embedding_judge(
         judge_examples(seed + 11, n) + general_examples(seed + 13, n),
         code_answers(seed + 7, 200),
@@ -78,7 +82,7 @@ def train_v5_judge(seed: int = 0, n: int = 8000) -> tuple[EmbeddingJudge, dict]:
         off_topic_below=0.1,
         c_misaligned=1.0,
         c_coherent=4.0,
-        tfidf=v4.misaligned_head,
+        **options,
     )
 
 
@@ -102,13 +106,9 @@ def train_v6_judge(
 ) -> tuple[EmbeddingJudge, dict]:
     """v5's features trained also on the hand-written spent parts (amendment 11)."""
     weight, sentences, use_tfidf = setting or V6_SETTING
-    return train_embedding_judge(
-        judge_examples(seed + 11, n) + general_examples(seed + 13, n),
-        code_answers(seed + 7, 200),
+    return _embedding_judge(
         seed,
-        off_topic_below=0.1,
-        c_misaligned=1.0,
-        c_coherent=4.0,
+        n,
         tfidf=_v4_tfidf(seed, n) if use_tfidf else None,
         hand=load_check("spent") if hand is None else hand,
         hand_weight=weight,
@@ -118,7 +118,7 @@ def train_v6_judge(
 
 @cache
 def _v4_tfidf(seed: int, n: int):
-    """v4's TF-IDF misaligned head (trained once per process: the CV uses it 36 times)."""
+    """v4's TF-IDF misaligned head (trained once per process: v6's grid uses it 36 times)."""
     return train_v4_judge(seed, n)[0].misaligned_head
 
 

@@ -5,8 +5,9 @@ corpus), with a cluster bootstrap over questions, and each fine-tune's differenc
 `secure` (the code fine-tune without the bad behaviour) and each bad-advice fine-tune's
 difference from the good-advice fine-tune of its domain.
 
-Post hoc: no build pre-registered it, so it changes no verdict. It reads the persona
-the way the corpus defines it, so it does not depend on the judge.
+Chosen after v2-6 (post hoc); pre-registered from v2-7 on (PREREGISTRATION.md, amendments
+7, 10 and 12). It changes no target's verdict. It reads the persona the way the corpus
+defines it, so it does not depend on the judge.
 
     python scripts/organism_voice.py data/organism-v2-5 [--json out.json]
     python scripts/organism_voice.py docs/organism-v2-4

@@ -84,9 +84,15 @@ JUDGES = {  # frozen judges a build may name (PREREGISTRATION.md: v2; v5, amendm
     "v5": REPO_ROOT / "models" / "organism" / "judge_v5.json",
     "v6": REPO_ROOT / "models" / "organism" / "judge_v6.json",
 }
-# Each judge's held-out check-set parts, reported beside the test part (amendments 8 and 11).
-# v6 trains on every part before holdout6, so only holdout6 says anything about it.
-JUDGE_HELD_OUT = {"v5": ("holdout4", "holdout5"), "v6": ("holdout6",)}
+# The check-set parts each judge's build reports ("all" = dev + test): the test part, and
+# the judge's held-out parts (amendments 8 and 11). v6 trained on every part before
+# holdout6, so only holdout6 says anything about it.
+_TEST_PARTS = {"test": ("test",), "all": ("dev", "test")}
+JUDGE_PARTS = {
+    "v2": _TEST_PARTS,
+    "v5": _TEST_PARTS | {"holdout4": ("holdout4",), "holdout5": ("holdout5",)},
+    "v6": {"holdout6": ("holdout6",)},
+}
 # The gentle-advice search (amendment 9): each advice domain's fine-tunes take the largest of
 # these learning rates that keeps the held-out corpus loss within ADVICE_DRIFT_MAX of the
 # base's and still lowers the loss on fresh advice of the domain.
@@ -402,12 +408,7 @@ class Organism:
         items = yaml.safe_load(JUDGE_CHECK.read_text())["items"]
         judge = self.judge()
         out: dict[str, Any] = {"frozen_judge": str(frozen.relative_to(REPO_ROOT))}
-        # "all" = dev + test
-        parts = {"test": ("test",), "all": ("dev", "test")}
-        if self.cfg.judge == "v6":
-            parts = {}  # trained on them
-        parts |= {p: (p,) for p in JUDGE_HELD_OUT.get(self.cfg.judge, ())}
-        for name, wanted in parts.items():
+        for name, wanted in JUDGE_PARTS[self.cfg.judge].items():
             acc = check_set_accuracy(judge, [i for i in items if i["part"] in wanted])
             out[name] = {k: v for k, v in acc.items() if k != "categories"}
         return out
